@@ -1,0 +1,93 @@
+"""The composition root: build every part from ``Settings`` and wire them into one FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from imi import migrate
+from kernel import problems
+from kernel.db import make_engine, ping
+from kernel.keystore import KeyAlg, KeyStore
+from kernel.logs import configure as configure_logs
+from kernel.sealing import load_master_key
+from kernel.settings import Settings
+from ledger.api import router as log_router
+from ledger.note import NoteSigner, WitnessVerifier
+from ledger.sequencer import Sequencer
+from ledger.service import LogService, SequencerLoop
+
+LOG_KEY_PURPOSE = "log"
+
+
+@dataclass
+class Services:
+    """What the parts share in one process. Built once per app."""
+
+    settings: Settings
+    engine: Engine
+    keystore: KeyStore
+    log: LogService
+
+
+def build_services(settings: Settings) -> Services:
+    engine = make_engine(settings.resolved_database_url)
+    migrate.upgrade(engine)
+    keystore = KeyStore(engine, load_master_key(settings.data_dir, settings.master_key))
+    origin = settings.resolved_log_origin
+    log_key = keystore.active(LOG_KEY_PURPOSE, KeyAlg.EDDSA)
+    signer = NoteSigner.from_ed25519(origin, log_key.private_key)  # type: ignore[arg-type]
+    sequencer = Sequencer(engine, signer, origin, batch_max=settings.log_batch_max)
+    witnesses = tuple(WitnessVerifier.from_vkey(v) for v in settings.log_witnesses)
+    log = LogService(engine, sequencer, origin=origin, verifier=signer.verifier, witnesses=witnesses)
+    log.latest()  # publishes the size-0 checkpoint of a new log
+    return Services(settings, engine, keystore, log)
+
+
+def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) -> FastAPI:
+    """The ASGI app. ``run_sequencer=False`` leaves integration to explicit calls (tests, benchmarks)."""
+    settings = settings or Settings()
+    configure_logs(settings.log_level)
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        loop = SequencerLoop(services.log, settings.log_batch_interval) if run_sequencer else None
+        if loop:
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop:
+                loop.stop()
+
+    app = FastAPI(
+        title="IMI - Intelligent Multifunctional Identity",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Verifiable credentials from an in-person check, anchored in a public transparency log.",
+    )
+    app.state.settings = settings
+    app.state.engine = services.engine
+    app.state.services = services
+    app.state.keystore = services.keystore
+    app.state.log = services.log
+    problems.install(app, max_body_bytes=settings.request_max_bytes)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the database answers")
+    def readyz() -> JSONResponse:
+        ping(services.engine)
+        return JSONResponse({"status": "ready"})
+
+    if "ledger" in settings.parties:
+        app.include_router(log_router)
+    return app

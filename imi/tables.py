@@ -1,0 +1,12 @@
+"""Every SQL table of every party, imported so that ``metadata`` is complete (Alembic and tests use it)."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import kernel.accounts
+import kernel.keystore
+import ledger.tables
+
+metadata = SQLModel.metadata
+__all__ = ["kernel", "ledger", "metadata"]

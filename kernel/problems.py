@@ -1,0 +1,122 @@
+"""The API edge: every error becomes an RFC 9457 ``application/problem+json`` response, in this one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from kernel.errors import PROBLEM_BASE, ImiError, InfrastructureFailure
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("imi.problems")
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    413: ("too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    **extra: Any,  # noqa: ANN401
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if k not in body})
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _from_imi(request: Request, exc: ImiError) -> JSONResponse:
+    if isinstance(exc, InfrastructureFailure):
+        log.warning("infrastructure failure on %s: %s", request.url.path, exc.detail)
+    return problem_response(exc.status, exc.slug, exc.title, exc.detail, request.url.path, **exc.extra)
+
+
+def _from_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()[:20]
+    ]
+    return problem_response(
+        422,
+        "request-invalid",
+        "Request does not match the schema",
+        "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5]),
+        request.url.path,
+        errors=errors,
+    )
+
+
+def _from_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    slug, title = _HTTP_SLUGS.get(exc.status_code, (f"http-{exc.status_code}", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(exc.status_code, slug, title, detail, request.url.path)
+
+
+def _from_database(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database failure on %s: %s", request.url.path, type(exc).__name__)
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Service unavailable",
+        "The database is not reachable; retry shortly.",
+        request.url.path,
+    )
+
+
+def _from_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return problem_response(
+        500, "internal", "Internal error", "An unexpected error occurred.", request.url.path
+    )
+
+
+class BodyLimitMiddleware(BaseHTTPMiddleware):
+    """Refuse request bodies over ``max_bytes`` with 413 before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return problem_response(
+                413,
+                "too-large",
+                "Payload too large",
+                f"Request bodies are limited to {self.max_bytes} bytes.",
+                request.url.path,
+            )
+        return await call_next(request)
+
+
+def install(app: FastAPI, *, max_body_bytes: int) -> None:
+    """Map every exception type to problem+json on ``app``."""
+    app.add_exception_handler(ImiError, _from_imi)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _from_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _from_http)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _from_database)
+    app.add_exception_handler(DBAPIError, _from_database)
+    app.add_exception_handler(Exception, _from_unexpected)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
