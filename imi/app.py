@@ -11,11 +11,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from imi import migrate
+from issuer.api import router as issuer_router
+from issuer.api_oid4vci import router as oid4vci_router
+from issuer.api_vc import router as vc_api_router
+from issuer.oid4vci import Oid4vciService
+from issuer.service import IssuerService
 from kernel import problems
 from kernel.db import make_engine, ping
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.logs import configure as configure_logs
-from kernel.sealing import load_master_key
+from kernel.sealing import derive_key, load_master_key
 from kernel.settings import Settings
 from ledger.api import router as log_router
 from ledger.note import NoteSigner, WitnessVerifier
@@ -33,12 +38,15 @@ class Services:
     engine: Engine
     keystore: KeyStore
     log: LogService
+    issuer: IssuerService
+    oid4vci: Oid4vciService
 
 
 def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.resolved_database_url)
     migrate.upgrade(engine)
-    keystore = KeyStore(engine, load_master_key(settings.data_dir, settings.master_key))
+    master = load_master_key(settings.data_dir, settings.master_key)
+    keystore = KeyStore(engine, master)
     origin = settings.resolved_log_origin
     log_key = keystore.active(LOG_KEY_PURPOSE, KeyAlg.EDDSA)
     signer = NoteSigner.from_ed25519(origin, log_key.private_key)  # type: ignore[arg-type]
@@ -46,7 +54,9 @@ def build_services(settings: Settings) -> Services:
     witnesses = tuple(WitnessVerifier.from_vkey(v) for v in settings.log_witnesses)
     log = LogService(engine, sequencer, origin=origin, verifier=signer.verifier, witnesses=witnesses)
     log.latest()  # publishes the size-0 checkpoint of a new log
-    return Services(settings, engine, keystore, log)
+    issuer = IssuerService(engine, keystore, log, master, public_url=settings.public_url)
+    oid4vci = Oid4vciService(engine, issuer, hmac_key=derive_key(master, "oid4vci"))
+    return Services(settings, engine, keystore, log, issuer, oid4vci)
 
 
 def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) -> FastAPI:
@@ -77,6 +87,8 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     app.state.services = services
     app.state.keystore = services.keystore
     app.state.log = services.log
+    app.state.issuer = services.issuer
+    app.state.oid4vci = services.oid4vci
     problems.install(app, max_body_bytes=settings.request_max_bytes)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
@@ -90,4 +102,8 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
 
     if "ledger" in settings.parties:
         app.include_router(log_router)
+    if "issuer" in settings.parties:
+        app.include_router(issuer_router)
+        app.include_router(oid4vci_router)
+        app.include_router(vc_api_router)
     return app

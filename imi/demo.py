@@ -9,9 +9,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-warnings.filterwarnings("ignore", message="Using `httpx`")
-from fastapi.testclient import TestClient  # noqa: E402 - after the filter above
-
 from imi.app import create_app
 from kernel.accounts import Role, create_token
 from kernel.settings import Settings
@@ -21,6 +18,9 @@ from ledger.receipt import Receipt, verify_receipt
 
 def run_demo(say: Callable[[str], object]) -> int:
     """Run every step, print what happens, return the exit code (0 when every check passed)."""
+    warnings.filterwarnings("ignore", message="Using `httpx`")
+    from fastapi.testclient import TestClient
+
     with tempfile.TemporaryDirectory(prefix="imi-demo-") as tmp:
         settings = Settings(data_dir=Path(tmp), log_batch_interval=0.05)
         app = create_app(settings)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+import issuer.tables
 import kernel.accounts
 import kernel.keystore
 import ledger.tables
 
 metadata = SQLModel.metadata
-__all__ = ["kernel", "ledger", "metadata"]
+__all__ = ["issuer", "kernel", "ledger", "metadata"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kernel.jose import sign_jws
+from kernel.jose import public_jwk_dict, public_key_from_jwk, sign_jws
 from kernel.keystore import PrivateKey
 from kernel.sdjwt import issue_sd_jwt
 from schemas.issuer import CompanyCheckIn, CredentialFormat, PersonCheckIn
@@ -84,19 +84,26 @@ class CredentialDraft:
     status: tuple[Mapping[str, Any], ...]
     valid_from: datetime
     valid_until: datetime
+    extra: Mapping[str, Any] | None = (
+        None  # a caller-supplied credential (VC API) whose other members are kept
+    )
 
 
 def unsecured_credential(draft: CredentialDraft) -> dict[str, Any]:
     """The VCDM 2.0 credential as JSON (the claims set of the JWT)."""
+    extra = dict(draft.extra or {})
+    contexts = [VCDM_V2_CONTEXT] + [c for c in extra.pop("@context", []) if c != VCDM_V2_CONTEXT]
+    types = extra.pop("type", ["VerifiableCredential", draft.credential_type])
     vc: dict[str, Any] = {
-        "@context": [VCDM_V2_CONTEXT],
-        "id": draft.credential_id,
-        "type": ["VerifiableCredential", draft.credential_type],
-        "issuer": draft.issuer_did,
-        "validFrom": xsd_datetime(draft.valid_from),
-        "validUntil": xsd_datetime(draft.valid_until),
-        "credentialSubject": dict(draft.subject),
+        "@context": contexts,
+        "id": extra.pop("id", draft.credential_id),
+        "type": [types] if isinstance(types, str) else list(types),
+        "issuer": extra.pop("issuer", draft.issuer_did),
+        "validFrom": extra.pop("validFrom", xsd_datetime(draft.valid_from)),
+        "validUntil": extra.pop("validUntil", xsd_datetime(draft.valid_until)),
+        "credentialSubject": extra.pop("credentialSubject", dict(draft.subject)),
     }
+    vc.update(extra)
     if draft.status:
         vc["credentialStatus"] = [dict(s) for s in draft.status]
     if draft.evidence is not None:
@@ -105,15 +112,30 @@ def unsecured_credential(draft: CredentialDraft) -> dict[str, Any]:
 
 
 def _jwt_claims(vc: dict[str, Any], draft: CredentialDraft) -> dict[str, Any]:
-    # VC-JOSE-COSE lets registered claims sit beside the credential; they must agree with it.
+    # VC-JOSE-COSE 3.1.1: registered claims may sit beside the credential and must agree with it; iat/exp
+    # describe the signature; nbf is NOT RECOMMENDED, so validFrom alone says when the data becomes valid.
     return {
         **vc,
         "iss": draft.issuer_did,
-        "jti": draft.credential_id,
+        "jti": vc["id"],
         "iat": int(draft.valid_from.timestamp()),
-        "nbf": int(draft.valid_from.timestamp()),
         "exp": int(draft.valid_until.timestamp()),
     }
+
+
+def _subject_paths(subject: object) -> list[tuple[str | int, ...]]:
+    """Every claim of the subject (object, or list of objects) except its ``id`` is selectively disclosable."""
+    if isinstance(subject, list):
+        return [
+            ("credentialSubject", i, k)
+            for i, s in enumerate(subject)
+            if isinstance(s, dict)
+            for k in s
+            if k != "id"
+        ]
+    if isinstance(subject, dict):
+        return [("credentialSubject", k) for k in subject if k != "id"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -147,8 +169,6 @@ def secure(
         )
         return SecuredCredential(fmt, issued.jwt, issued.serialize())
     if holder_jwk is not None:
-        from kernel.jose import public_jwk_dict, public_key_from_jwk
-
         claims["cnf"] = {"jwk": public_jwk_dict(public_key_from_jwk(holder_jwk))}
-    jwt = sign_jws(claims, key, typ=JWT_TYP, kid=kid)
+    jwt = sign_jws(claims, key, typ=JWT_TYP, kid=kid, extra_headers={"cty": "vc"})
     return SecuredCredential(fmt, jwt, jwt)

@@ -29,7 +29,7 @@ class IssuedCredential(SQLModel, table=True):
 
     __tablename__ = "issued_credential"
     id: str = Field(primary_key=True, max_length=64)
-    check_id: str = Field(index=True, foreign_key="real_name_check.id", max_length=64)
+    check_id: str | None = Field(default=None, index=True, foreign_key="real_name_check.id", max_length=64)
     credential_type: str = Field(max_length=64)
     format: str = Field(max_length=16)
     kid: str = Field(max_length=128)

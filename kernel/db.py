@@ -95,3 +95,13 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, but SQLite transactions start with ``BEGIN IMMEDIATE``.
+
+    A deferred SQLite transaction that reads and then writes fails at once with "database is locked" if another
+    connection committed in between (WAL snapshot conflict); taking the write lock up front makes it wait its
+    turn instead. Services whose transactions read-then-write use this engine. PostgreSQL ignores the option.
+    """
+    return engine.execution_options(sqlite_begin="IMMEDIATE")

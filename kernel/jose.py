@@ -194,7 +194,10 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
         except ValueError:
             raise MalformedInput("the JWK point is not on P-256", slug="jwk-invalid") from None
     if kty == "OKP" and crv == "Ed25519":
-        return ed25519.Ed25519PublicKey.from_public_bytes(_jwk_member(jwk, "x", _ED25519_KEY_BYTES))
+        try:
+            return ed25519.Ed25519PublicKey.from_public_bytes(_jwk_member(jwk, "x", _ED25519_KEY_BYTES))
+        except ValueError:
+            raise MalformedInput("the JWK is not an Ed25519 public key", slug="jwk-invalid") from None
     raise VerificationFailed(f"JWK kty={kty!r} crv={crv!r} is not supported", slug="key-unsupported")
 
 

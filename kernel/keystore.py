@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
+from kernel.db import writer
 from kernel.errors import NotFound
 from kernel.sealing import seal, unseal
 
@@ -101,13 +102,13 @@ class KeyStore:
     """Creates, finds and rotates keys. Thread- and process-safe through the database."""
 
     def __init__(self, engine: Engine, master_key: bytes) -> None:
-        self._engine = engine
+        self._engine = writer(engine)
         self._master = master_key
         self._cache: dict[str, KeyPair] = {}
 
     def active(self, purpose: str, alg: KeyAlg = KeyAlg.EDDSA) -> KeyPair:
         """The active key for ``purpose``, created on first use."""
-        with Session(self._engine) as s:
+        with Session(self._engine, expire_on_commit=False) as s:
             row = s.get(ActiveKey, purpose)
             if row is not None:
                 return self.get(row.kid)
@@ -120,7 +121,7 @@ class KeyStore:
         """Make a fresh key active for ``purpose``; the previous one stays resolvable, marked retired."""
         now = now or datetime.now(UTC)
         new = self._create(purpose, alg, make_active=False)
-        with Session(self._engine) as s:
+        with Session(self._engine, expire_on_commit=False) as s:
             current = s.get(ActiveKey, purpose)
             if current is not None:
                 old = s.get(ServiceKey, current.kid)
@@ -139,7 +140,7 @@ class KeyStore:
         cached = self._cache.get(kid)
         if cached is not None:
             return cached
-        with Session(self._engine) as s:
+        with Session(self._engine, expire_on_commit=False) as s:
             row = s.get(ServiceKey, kid)
         if row is None:
             raise NotFound(f"No key with kid {kid!r}.", slug="key-not-found")
@@ -153,7 +154,7 @@ class KeyStore:
 
     def all(self, purpose: str) -> list[KeyPair]:
         """Every key ever used for ``purpose``, oldest first (DID documents list them all)."""
-        with Session(self._engine) as s:
+        with Session(self._engine, expire_on_commit=False) as s:
             kids = s.exec(
                 select(ServiceKey.kid).where(ServiceKey.purpose == purpose).order_by(ServiceKey.created_at)  # type: ignore[arg-type]
             ).all()
@@ -173,7 +174,7 @@ class KeyStore:
             sealed_private=seal(self._master, der, aad=kid.encode()),
             created_at=datetime.now(UTC),
         )
-        with Session(self._engine) as s:
+        with Session(self._engine, expire_on_commit=False) as s:
             s.add(row)
             s.flush()
             if make_active:

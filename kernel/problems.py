@@ -74,7 +74,14 @@ def _from_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 def _from_database(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database failure on %s: %s", request.url.path, type(exc).__name__)
+    orig = getattr(exc, "orig", None)
+    log.warning(
+        "database failure on %s: %s: %s",
+        request.url.path,
+        type(exc).__name__,
+        type(orig).__name__ if orig else "",
+        exc_info=exc,
+    )
     return problem_response(
         503,
         "database-unavailable",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.errors import MalformedInput, VerificationFailed
@@ -242,10 +242,11 @@ def issue_sd_jwt(
 class _Selector:
     by_digest: dict[str, Disclosure]
     wanted: Callable[[ClaimPath], bool]
-    chosen: set[str]
+    chosen: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
 
     def walk(self, node: object, path: ClaimPath, chain: tuple[str, ...]) -> None:
-        if len(path) + len(chain) > MAX_NESTING:
+        if len(path) > MAX_NESTING:  # every disclosure in the chain adds a step to the path
             raise MalformedInput(f"claims nest deeper than {MAX_NESTING} levels", slug="sd-jwt-too-deep")
         if isinstance(node, dict):
             for name, child in node.items():
@@ -266,6 +267,9 @@ class _Selector:
                     self.walk(element, (*path, index), chain)
 
     def _consider(self, disclosure: Disclosure, path: ClaimPath, chain: tuple[str, ...]) -> None:
+        if disclosure.digest in self.seen:  # referenced twice: no verifier accepts it, and no blow-up here
+            return
+        self.seen.add(disclosure.digest)
         chain = (*chain, disclosure.digest)
         if self.wanted(path):
             self.chosen.update(chain)  # the claim and every disclosure needed to reach it
@@ -301,7 +305,7 @@ def present(
     if parsed.kb_jwt is not None:
         raise MalformedInput("an issued SD-JWT carries no Key Binding JWT", slug="sd-jwt-malformed")
     wanted = disclose if callable(disclose) else _under_any(disclose)
-    selector = _Selector({d.digest: d for d in parsed.disclosures}, wanted, set())
+    selector = _Selector({d.digest: d for d in parsed.disclosures}, wanted)
     payload = decode_jws_unverified(parsed.jwt).payload
     selector.walk(payload, (), ())
     kept = list({d.digest: d.encoded for d in parsed.disclosures if d.digest in selector.chosen}.values())

@@ -15,9 +15,10 @@ What is checked here, in this order:
    (``disclosure-unreferenced``); ``_sd``, ``_sd_alg`` and unmatched ``...`` elements are removed;
 4. the Key Binding JWT (section 7.3) when present, and required when ``require_kb``: missing
    (``kb-missing``), no ``cnf.jwk`` (``kb-holder-key-missing``), signature under ``cnf.jwk`` and ``typ:
-   kb+jwt`` (``kb-signature-invalid``, ``kb-typ-mismatch``, ``kb-alg-not-allowed``, ...), ``sd_hash``
-   (``kb-sd-hash-mismatch``), ``aud`` (``kb-audience-mismatch``), ``nonce`` (``kb-nonce-mismatch``),
-   ``iat`` within ``iat_window`` seconds of ``now`` either way (``kb-stale``).
+   kb+jwt`` (``kb-signature-invalid``, ``kb-typ-mismatch``, ``kb-alg-not-allowed``, ...), string ``aud``,
+   ``nonce``, ``sd_hash`` and integer ``iat`` (``kb-claims-invalid``), ``sd_hash`` (``kb-sd-hash-mismatch``),
+   ``aud`` (``kb-audience-mismatch``), ``nonce`` (``kb-nonce-mismatch``), ``iat`` within ``iat_window``
+   seconds of ``now`` either way (``kb-stale``).
 
 Not checked here: the Issuer-signed JWT's ``exp``, ``nbf``, ``iat``, ``iss`` and status. They are in
 ``VerifiedSdJwt.claims`` for the caller's verification rules, which own the clock skew and trust policy.

@@ -65,3 +65,13 @@ def load_master_key(data_dir: Path, configured: str | None) -> bytes:
     if len(key) != KEY_BYTES:
         raise InfrastructureFailure(f"{path} is not a 32-byte key.", slug="master-key-invalid")
     return key
+
+
+def derive_key(master: bytes, label: str) -> bytes:
+    """A 32-byte subkey of the master key for one purpose (HKDF-SHA256, RFC 5869), e.g. ``"issuer-pii"``."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=f"imi/{label}".encode()).derive(
+        master
+    )
