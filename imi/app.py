@@ -26,6 +26,11 @@ from ledger.api import router as log_router
 from ledger.note import NoteSigner, WitnessVerifier
 from ledger.sequencer import Sequencer
 from ledger.service import LogService, SequencerLoop
+from verifier import wiring as verifier_wiring
+from verifier.api import VerifierIdentity
+from verifier.api import router as verifier_router
+from verifier.api_vc import router as verifier_vc_router
+from verifier.service import VerifierService
 
 LOG_KEY_PURPOSE = "log"
 
@@ -40,6 +45,8 @@ class Services:
     log: LogService
     issuer: IssuerService
     oid4vci: Oid4vciService
+    verifier: VerifierService
+    verifier_identity: VerifierIdentity
 
 
 def build_services(settings: Settings) -> Services:
@@ -56,7 +63,10 @@ def build_services(settings: Settings) -> Services:
     log.latest()  # publishes the size-0 checkpoint of a new log
     issuer = IssuerService(engine, keystore, log, master, public_url=settings.public_url)
     oid4vci = Oid4vciService(engine, issuer, hmac_key=derive_key(master, "oid4vci"))
-    return Services(settings, engine, keystore, log, issuer, oid4vci)
+    trust = verifier_wiring.trust_policy(settings, own_log_vkey=signer.verifier.vkey)
+    verifier = verifier_wiring.online_verifier(engine, settings, trust)
+    identity = verifier_wiring.identity(keystore, settings)
+    return Services(settings, engine, keystore, log, issuer, oid4vci, verifier, identity)
 
 
 def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) -> FastAPI:
@@ -89,6 +99,8 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     app.state.log = services.log
     app.state.issuer = services.issuer
     app.state.oid4vci = services.oid4vci
+    app.state.verifier = services.verifier
+    app.state.verifier_identity = services.verifier_identity
     problems.install(app, max_body_bytes=settings.request_max_bytes)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
@@ -106,4 +118,7 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
         app.include_router(issuer_router)
         app.include_router(oid4vci_router)
         app.include_router(vc_api_router)
+    if "verifier" in settings.parties:
+        app.include_router(verifier_router)
+        app.include_router(verifier_vc_router)
     return app

@@ -8,6 +8,7 @@ import issuer.tables
 import kernel.accounts
 import kernel.keystore
 import ledger.tables
+import verifier.tables
 
 metadata = SQLModel.metadata
-__all__ = ["issuer", "kernel", "ledger", "metadata"]
+__all__ = ["issuer", "kernel", "ledger", "metadata", "verifier"]

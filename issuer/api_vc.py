@@ -30,7 +30,9 @@ class IssueCredentialRequest(BaseModel):
 @router.post("/credentials/issue", status_code=201, summary="W3C VC API: issue (officer or admin token)")
 def issue_credential(body: IssueCredentialRequest, who: OfficerDep, issuer: IssuerDep) -> JSONResponse:
     vc = validate_credential(body.credential, issuer_did=issuer.did)
-    ctype = next((t for t in vc["type"] if t != "VerifiableCredential"), "VerifiableCredential")
+    types = [vc["type"]] if isinstance(vc["type"], str) else vc["type"]
+    # The stored type is a label (64 characters at most in the database); the credential keeps every type.
+    ctype = next((t for t in types if t != "VerifiableCredential"), "VerifiableCredential")[:64]
     issued = issuer.issue_many(
         [(ctype, vc["credentialSubject"], None, None)],
         body.options.format,

@@ -25,6 +25,9 @@ COMPANY_TYPE = "LegalEntityCredential"
 SD_JWT_TYP = "vc+sd-jwt"
 JWT_TYP = "vc+jwt"
 EVIDENCE_TYPE = "InPersonRealNameCheck"
+# One decoy digest per _sd array (RFC 9901 section 4.2.5): it hides how many claims a credential has, while
+# keeping a 3-claim presentation inside a version-25 QR code (each digest is 43 incompressible characters).
+DECOYS = 1
 
 
 def xsd_datetime(moment: datetime) -> str:
@@ -57,8 +60,9 @@ def evidence_of(
     check: PersonCheckIn | CompanyCheckIn, *, check_id: str, officer: str, checked_at: datetime
 ) -> dict[str, Any]:
     """The ``evidence`` entry: who checked, where, when, how, and the outcome; never the person's data."""
+    # No evidence id: the check's id would be one more correlation handle in every presentation.
+    del check_id
     entry: dict[str, Any] = {
-        "id": f"urn:imi:check:{check_id}",
         "type": ["Evidence", EVIDENCE_TYPE],
         "verifier": officer,
         "location": check.counter,
@@ -101,7 +105,10 @@ def unsecured_credential(draft: CredentialDraft) -> dict[str, Any]:
         "issuer": extra.pop("issuer", draft.issuer_did),
         "validFrom": extra.pop("validFrom", xsd_datetime(draft.valid_from)),
         "validUntil": extra.pop("validUntil", xsd_datetime(draft.valid_until)),
-        "credentialSubject": extra.pop("credentialSubject", dict(draft.subject)),
+        # a caller's subject may be a list of subjects (VCDM 2.0 4.8): never coerce it into one object
+        "credentialSubject": extra.pop("credentialSubject")
+        if "credentialSubject" in extra
+        else dict(draft.subject),
     }
     vc.update(extra)
     if draft.status:
@@ -113,12 +120,11 @@ def unsecured_credential(draft: CredentialDraft) -> dict[str, Any]:
 
 def _jwt_claims(vc: dict[str, Any], draft: CredentialDraft) -> dict[str, Any]:
     # VC-JOSE-COSE 3.1.1: registered claims may sit beside the credential and must agree with it; iat/exp
-    # describe the signature; nbf is NOT RECOMMENDED, so validFrom alone says when the data becomes valid.
+    # describe the signature; nbf is NOT RECOMMENDED, so validFrom alone says when the data becomes valid, and
+    # iat is left out as it would equal validFrom (every byte counts in a QR code).
     return {
         **vc,
         "iss": draft.issuer_did,
-        "jti": vc["id"],
-        "iat": int(draft.valid_from.timestamp()),
         "exp": int(draft.valid_until.timestamp()),
     }
 
@@ -159,13 +165,13 @@ def secure(
     if fmt is CredentialFormat.SD_JWT:
         issued = issue_sd_jwt(
             claims,
-            sd_paths=[("credentialSubject", name) for name in draft.subject],
+            sd_paths=_subject_paths(claims["credentialSubject"]),
             key=key,
             typ=SD_JWT_TYP,
             kid=kid,
             holder_jwk=holder_jwk,
             rng=rng,
-            decoys=2,
+            decoys=DECOYS,
         )
         return SecuredCredential(fmt, issued.jwt, issued.serialize())
     if holder_jwk is not None:

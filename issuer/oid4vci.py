@@ -168,7 +168,11 @@ class Oid4vciService:
             )
         now = self._clock()
         with Session(self._engine, expire_on_commit=False) as s:
-            offer = s.exec(select(CredentialOffer).where(CredentialOffer.code_hash == self._h(code))).first()
+            # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes): parallel guesses of one
+            # offer's PIN queue up here, so no more than MAX_PIN_ATTEMPTS of them are ever compared.
+            offer = s.exec(
+                select(CredentialOffer).where(CredentialOffer.code_hash == self._h(code)).with_for_update()
+            ).first()
             if offer is None:
                 raise VerificationFailed(
                     "Unknown pre-authorized code.", slug="code-invalid", error="invalid_grant"
@@ -283,18 +287,18 @@ class Oid4vciService:
 
     def _check_proof(self, proof: str) -> dict[str, Any]:
         """Verify an ``openid4vci-proof+jwt`` (Appendix F.1) and return the holder's public JWK."""
-        header = decode_jws_unverified(proof).header
-        jwk = header.get("jwk")
-        if not isinstance(jwk, dict) or "kid" in header or "x5c" in header:
-            raise MalformedInput(
-                "The proof must carry the holder key as 'jwk' (and no kid/x5c).",
-                slug="proof-key-missing",
-                error="invalid_proof",
-            )
         try:
+            header = decode_jws_unverified(proof).header
+            jwk = header.get("jwk")
+            if not isinstance(jwk, dict) or "kid" in header or "x5c" in header:
+                raise MalformedInput(
+                    "The proof must carry the holder key as 'jwk' (and no kid/x5c).", slug="key-missing"
+                )
             decoded = verify_jws(proof, public_key_from_jwk(jwk), expected_typ=PROOF_TYP)
-        except VerificationFailed as exc:
-            raise VerificationFailed(
+        except (MalformedInput, VerificationFailed) as exc:
+            # A malformed proof or a bad 'jwk' (say, one with private members) is an invalid proof too
+            # (OpenID4VCI 1.0 section 8.3.1.2): wallets look for error=invalid_proof.
+            raise type(exc)(
                 f"Key proof refused: {exc.detail}", slug=f"proof-{exc.slug}", error="invalid_proof"
             ) from exc
         claims = decoded.payload
@@ -315,8 +319,9 @@ class Oid4vciService:
 
     def _consume_nonce(self, nonce: object) -> None:
         if not isinstance(nonce, str) or not nonce:
+            # Section 8.3.1.2: a proof without c_nonce is invalid_proof; invalid_nonce is for a bad c_nonce.
             raise VerificationFailed(
-                "The proof has no c_nonce.", slug="proof-nonce-missing", error="invalid_nonce"
+                "The proof has no c_nonce.", slug="proof-nonce-missing", error="invalid_proof"
             )
         now = self._clock()
         with Session(self._engine, expire_on_commit=False) as s:

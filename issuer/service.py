@@ -92,7 +92,7 @@ class IssuerService:
         self._alg = key_alg
         self._clock = clock
         self.status = StatusRegistry(
-            engine, list_url=lambda list_id: f"{self.public_url}/issuer/status/{list_id}"
+            engine, list_url=lambda list_id: f"{self.public_url}/issuer/status/{list_id}", clock=clock
         )
 
     # -- identity ------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ class IssuerService:
             evidence=evidence,
             status=self.status.entries(revocation, suspension),
             valid_from=now,
-            valid_until=now + timedelta(days=valid_days),
+            valid_until=_valid_until(now, valid_days, extra),
             extra=extra,
         )
         secured = secure(draft, fmt, key=key.private_key, kid=self.kid_url(key), holder_jwk=holder_jwk)
@@ -372,6 +372,23 @@ class IssuerService:
             if target:
                 stmt = stmt.where(IssuerAudit.target == target)
             return list(s.exec(stmt).all())
+
+
+def _xsd(value: object) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+
+
+def _valid_until(now: datetime, valid_days: int, extra: Mapping[str, Any] | None) -> datetime:
+    """When the credential (and its JWT ``exp``) ends: a caller's ``validUntil`` (VC API), else ``valid_days``
+    after ``now`` or after a caller's later ``validFrom`` (VCDM 2.0 4.9: validFrom never after validUntil)."""
+    start, end = _xsd((extra or {}).get("validFrom")), _xsd((extra or {}).get("validUntil"))
+    if end is not None:
+        return end
+    begin = max(now, start) if start is not None else now
+    try:
+        return begin + timedelta(days=valid_days)
+    except OverflowError:  # a validFrom at the end of year 9999
+        return begin
 
 
 def today_utc() -> date:

@@ -7,6 +7,7 @@ under the database's write lock and bumps ``version``, which is the published ET
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from kernel.statuslist import (
 Purpose = Literal["revocation", "suspension"]
 LIST_TTL_SECONDS = 300  # how long verifiers may cache a list (Cache-Control max-age)
 FILL_LIMIT = 0.8  # start a new list once this share is used: random draws stay cheap
+LIST_VALIDITY = timedelta(days=1)  # validUntil of a signed status list credential
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,23 @@ class PublishedList:
     jwt: str
     version: int
     etag: str
+    kid: str = ""
+    refresh_at: datetime | None = None  # re-signed from then on, well before the list credential expires
 
 
 class StatusRegistry:
-    def __init__(self, engine: Engine, *, list_url: Callable[[str], str], size: int = MIN_ENTRIES) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        list_url: Callable[[str], str],
+        size: int = MIN_ENTRIES,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._engine = writer(engine)
         self._list_url = list_url
         self._size = size
+        self._clock = clock
         self._published: dict[str, PublishedList] = {}
 
     def allocate(self, purpose: Purpose, *, rng: Callable[[int], int] = secrets.randbelow) -> Slot:
@@ -142,11 +154,17 @@ class StatusRegistry:
             row = s.get(StatusList, list_id)
         if row is None:
             raise NotFound(f"No status list {list_id!r}.", slug="status-list-not-found")
+        now = self._clock()
         cached = self._published.get(list_id)
-        if cached is not None and cached.version == row.version:
+        if (
+            cached is not None
+            and cached.version == row.version
+            and cached.kid == kid  # a rotated key signs from now on
+            and cached.refresh_at is not None
+            and now < cached.refresh_at  # never serve a list credential near or past its validUntil
+        ):
             return cached
         url = self._list_url(list_id)
-        now = datetime.now(UTC)
         purpose: Purpose = "revocation" if row.purpose == "revocation" else "suspension"
         vc = {
             "@context": ["https://www.w3.org/ns/credentials/v2"],
@@ -154,16 +172,17 @@ class StatusRegistry:
             "type": ["VerifiableCredential", "BitstringStatusListCredential"],
             "issuer": issuer_did,
             "validFrom": xsd_datetime(now),
-            "validUntil": xsd_datetime(now + timedelta(days=1)),
+            "validUntil": xsd_datetime(now + LIST_VALIDITY),
             "credentialSubject": status_list_credential_subject(url, purpose, encode_list(row.bits)),
         }
         claims = {
             **vc,
             "iss": issuer_did,
             "iat": int(now.timestamp()),
-            "exp": int((now + timedelta(days=1)).timestamp()),
+            "exp": int((now + LIST_VALIDITY).timestamp()),
         }
         jwt = sign_jws(claims, key.private_key, typ="vc+jwt", kid=kid)
-        published = PublishedList(jwt, row.version, f'"{list_id}-{row.version}"')
+        etag = f'"{list_id}-{row.version}-{hashlib.sha256(jwt.encode()).hexdigest()[:16]}"'  # new bytes, new ETag
+        published = PublishedList(jwt, row.version, etag, kid, now + LIST_VALIDITY / 2)
         self._published[list_id] = published
         return published

@@ -10,12 +10,19 @@ from datetime import datetime
 from typing import Any
 
 from issuer.credentials import VCDM_V2_CONTEXT
-from kernel.errors import Forbidden, MalformedInput
+from kernel.errors import Forbidden, MalformedInput, PayloadTooLarge
+from kernel.jose import dump_json
 
 # XML Schema dateTimeStamp: a time zone is required.
 _DATETIME = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 _OURS = ("credentialStatus", "proof")
+# VC-JOSE-COSE 3.1.1: the JWT claims "vc" and "vp" MUST NOT be present (the credential is the claims set).
+_JWT_FORBIDDEN = ("vc", "vp")
+# RFC 9901 section 4.2.1: names an SD-JWT reserves; no claim may carry them.
+_SD_JWT_RESERVED = frozenset({"_sd", "_sd_alg", "..."})
+# Secured, the credential must stay under the 64 KiB every JWS and SD-JWT reader here accepts.
+MAX_CREDENTIAL_BYTES = 32 * 1024
 
 
 def _bad(detail: str, slug: str) -> MalformedInput:
@@ -60,8 +67,38 @@ def _check_subject(subject: object) -> None:
             raise _bad("credentialSubject.id must be a URL.", "vc-subject-invalid")
 
 
+def _check_names(vc: dict[str, Any]) -> None:
+    for name in _JWT_FORBIDDEN:
+        if name in vc:
+            raise _bad(f"A credential secured as a JWT has no {name!r} member.", "vc-reserved-name")
+    stack: list[object] = [vc]
+    while stack:  # iterative: a deeply nested body cannot exhaust the Python stack
+        node = stack.pop()
+        if isinstance(node, dict):
+            reserved = _SD_JWT_RESERVED.intersection(node)
+            if reserved:
+                raise _bad(f"{sorted(reserved)[0]!r} is a reserved SD-JWT name.", "vc-reserved-name")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _check_size(vc: dict[str, Any]) -> None:
+    try:
+        size = len(dump_json(vc))
+    except ValueError:  # the HTTP layer's JSON parser lets NaN and Infinity through; JSON has no such numbers
+        raise _bad(
+            "The credential holds NaN or Infinity, which JSON cannot carry.", "vc-number-invalid"
+        ) from None
+    if size > MAX_CREDENTIAL_BYTES:
+        raise PayloadTooLarge(
+            f"The credential exceeds {MAX_CREDENTIAL_BYTES} bytes of JSON.", slug="vc-too-large"
+        )
+
+
 def validate_credential(vc: dict[str, Any], *, issuer_did: str) -> dict[str, Any]:
     """Return the credential if it is acceptable input for issuance, else raise ``MalformedInput``."""
+    _check_size(vc)
     _check_context(vc)
     _check_types(vc.get("type"), "VerifiableCredential", "vc-type-invalid")
     if "id" in vc and (not isinstance(vc["id"], str) or not _URL.match(vc["id"])):
@@ -89,4 +126,5 @@ def validate_credential(vc: dict[str, Any], *, issuer_did: str) -> dict[str, Any
                     raise _bad(f"each {key} entry must be an object with a type.", "vc-property-invalid")
     if "proof" in vc:
         raise _bad("Send the unsecured credential; this service secures it.", "vc-already-secured")
+    _check_names(vc)
     return {k: v for k, v in vc.items() if k not in _OURS}

@@ -91,11 +91,12 @@ def generate(alg: KeyAlg) -> PrivateKey:
 
 
 def thumbprint_kid(private_key: PrivateKey) -> str:
-    """RFC 7638 JWK thumbprint (SHA-256) of the public key: a stable, collision-free key id."""
+    """The first 16 characters (96 bits) of the RFC 7638 JWK thumbprint: stable, unique among a service's keys,
+    and short, because the key id travels in every credential and presentation QR code."""
     pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return str(jwk.JWK.from_pem(pem).thumbprint())
+    return str(jwk.JWK.from_pem(pem).thumbprint())[:16]
 
 
 class KeyStore:
@@ -110,8 +111,9 @@ class KeyStore:
         """The active key for ``purpose``, created on first use."""
         with Session(self._engine, expire_on_commit=False) as s:
             row = s.get(ActiveKey, purpose)
-            if row is not None:
-                return self.get(row.kid)
+            kid = row.kid if row is not None else None
+        if kid is not None:  # outside the session: with SQLite it holds the write lock until closed
+            return self.get(kid)
         try:
             return self._create(purpose, alg, make_active=True)
         except IntegrityError:  # another process created it first: use theirs

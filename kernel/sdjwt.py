@@ -293,6 +293,7 @@ def present(
     aud: str | None = None,
     nonce: str | None = None,
     iat: int | None = None,
+    extra_kb_claims: Mapping[str, Any] | None = None,
 ) -> str:
     """The Holder's presentation: the chosen disclosures, then a KB-JWT unless ``holder_key`` is None.
 
@@ -300,6 +301,7 @@ def present(
     discloses that claim and everything beneath it. Either way, the disclosures of the enclosing claims that
     are needed to reach a chosen one are kept too. The KB-JWT (``typ: kb+jwt``) carries ``iat``, ``aud``,
     ``nonce`` and ``sd_hash``; ``holder_key`` must match the credential's ``cnf.jwk`` if it has one.
+    ``extra_kb_claims`` adds claims to the KB-JWT (RFC 9901 allows more; IMI puts the anchor receipt there).
     """
     parsed = parse_sd_jwt(issued_serialization)
     if parsed.kb_jwt is not None:
@@ -318,5 +320,5 @@ def present(
     cnf_jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
     if isinstance(cnf_jwk, dict) and jwk_thumbprint(cnf_jwk) != jwk_thumbprint(holder_key):
         raise ValueError("holder_key is not the key the credential is bound to (cnf.jwk)")
-    claims = {"iat": iat, "aud": aud, "nonce": nonce, "sd_hash": sd_hash(sd_jwt)}
+    claims = {**(extra_kb_claims or {}), "iat": iat, "aud": aud, "nonce": nonce, "sd_hash": sd_hash(sd_jwt)}
     return sd_jwt + sign_jws(claims, holder_key, typ=KB_JWT_TYP)

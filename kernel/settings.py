@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     log_witnesses: tuple[str, ...] = Field(default=(), description="Witness vkeys (C2SP note verifier keys).")
     log_witness_threshold: int = Field(default=0, ge=0)
     request_max_bytes: int = Field(default=64 * 1024, gt=0)
+    verifier_trusted_issuers: tuple[str, ...] = Field(
+        default=(), description="Issuer DIDs a verifier accepts; default: this deployment's own issuer DID."
+    )
+    verifier_log_vkey: str | None = Field(
+        default=None, description="Trusted log key; default: this log's key."
+    )
+    verifier_reference_origins: tuple[str, ...] = Field(
+        default=(), description="Origins a reference QR may point to; default: the public URL."
+    )
+    verifier_require_anchor: bool = False
+    verifier_history_days: int = Field(default=90, ge=1, description="Retention of the verification record.")
+    verifier_bundle: Path | None = Field(
+        default=None, description="Offline trust bundle from `imi verifier sync`."
+    )
     log_level: str = "INFO"
     parties: tuple[Party, ...] = ALL_PARTIES
 

@@ -234,8 +234,8 @@ def status_entry(list_url: str, index: int, purpose: StatusPurpose) -> dict[str,
     _check_purpose(purpose)
     if isinstance(index, bool) or index < 0:
         raise ValueError(f"a status list index is a non-negative integer, not {index!r}")
+    # No "id": it is optional (the spec's MAY) and would repeat the list URL in every credential and QR code.
     return {
-        "id": f"{list_url}#{index}",
         "type": "BitstringStatusListEntry",
         "statusPurpose": purpose,
         "statusListIndex": str(index),  # the spec: an integer "expressed as a string in base 10"

@@ -1,0 +1,51 @@
+"""Builds a verifier from settings: online (DID documents and status lists over HTTP) or from a bundle."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from sqlalchemy import Engine
+
+from issuer.did import did_web
+from kernel.keystore import KeyStore
+from kernel.settings import Settings
+from ledger.note import NoteVerifier, WitnessVerifier
+from verifier.api import VerifierIdentity
+from verifier.fetch import CachingFetcher, Fetcher, HttpFetcher
+from verifier.policy import TrustPolicy
+from verifier.service import VerifierService
+from verifier.sources import DidKeys, ListStatusSource
+
+
+def trust_policy(settings: Settings, *, own_log_vkey: str | None) -> TrustPolicy:
+    issuers = settings.verifier_trusted_issuers or (did_web(settings.public_url),)
+    vkey = settings.verifier_log_vkey or own_log_vkey
+    return TrustPolicy(
+        trusted_issuers=frozenset(issuers),
+        log_verifier=NoteVerifier.from_vkey(vkey) if vkey else None,
+        witnesses=tuple(WitnessVerifier.from_vkey(v) for v in settings.log_witnesses),
+        witness_threshold=settings.log_witness_threshold,
+        require_anchor=settings.verifier_require_anchor,
+    )
+
+
+def online_verifier(
+    engine: Engine, settings: Settings, trust: TrustPolicy, fetcher: Fetcher | None = None
+) -> VerifierService:
+    """A verifier that fetches public material over HTTP, with HTTP caching."""
+    from verifier.fetch import DidWebResolver
+
+    if fetcher is None:  # (not `or`: an empty cache is falsy)
+        fetcher = CachingFetcher(HttpFetcher(httpx.Client(follow_redirects=False)), clock=time.time)
+    keys = DidKeys(DidWebResolver(fetcher))
+    status = ListStatusSource(fetcher, keys, clock=time.time)
+    origins = settings.verifier_reference_origins or (settings.public_url,)
+    return VerifierService(
+        engine, trust=trust, keys=keys, status=status, fetcher=fetcher, reference_origins=origins
+    )
+
+
+def identity(keystore: KeyStore, settings: Settings) -> VerifierIdentity:
+    base = settings.public_url.rstrip("/")
+    return VerifierIdentity(keystore, did=did_web(base + "/verifier"), public_url=base)
