@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from imi import migrate
 from issuer.api import router as issuer_router
@@ -64,9 +68,26 @@ def build_services(settings: Settings) -> Services:
     issuer = IssuerService(engine, keystore, log, master, public_url=settings.public_url)
     oid4vci = Oid4vciService(engine, issuer, hmac_key=derive_key(master, "oid4vci"))
     trust = verifier_wiring.trust_policy(settings, own_log_vkey=signer.verifier.vkey)
-    verifier = verifier_wiring.online_verifier(engine, settings, trust)
+    if settings.verifier_bundle is not None:
+        verifier = verifier_wiring.offline_verifier(engine, settings, settings.verifier_bundle.read_text())
+    else:
+        verifier = verifier_wiring.online_verifier(engine, settings, trust)
     identity = verifier_wiring.identity(keystore, settings)
     return Services(settings, engine, keystore, log, issuer, oid4vci, verifier, identity)
+
+
+async def _housekeeping(services: Services, every: float = 3600.0) -> None:
+    """Retention: drop verification records older than their retention, and expired replay entries."""
+    log = logging.getLogger("imi.housekeeping")
+    while True:
+        try:
+            removed = await run_in_threadpool(
+                services.verifier.purge_history, timedelta(days=services.settings.verifier_history_days)
+            )
+            log.info("retention: removed %d verification records", removed)
+        except Exception:  # the database may be down; try again next round
+            log.exception("retention run failed")
+        await asyncio.sleep(every)
 
 
 def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) -> FastAPI:
@@ -80,9 +101,11 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
         loop = SequencerLoop(services.log, settings.log_batch_interval) if run_sequencer else None
         if loop:
             loop.start()
+        housekeeping = asyncio.create_task(_housekeeping(services))
         try:
             yield
         finally:
+            housekeeping.cancel()
             if loop:
                 loop.stop()
 

@@ -19,7 +19,9 @@ app = typer.Typer(help="IMI - Intelligent Multifunctional Identity", no_args_is_
 admin_app = typer.Typer(help="Administration", no_args_is_help=True)
 log_app = typer.Typer(help="The append-only log: receipts and monitoring", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+verifier_app = typer.Typer(help="Verifier tools: offline trust bundles", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+app.add_typer(verifier_app, name="verifier")
 
 
 @app.command()
@@ -133,6 +135,55 @@ def monitor_cmd(
             if count and polls >= count:
                 return
             time.sleep(interval)
+
+
+@verifier_app.command("sync")
+def verifier_sync(
+    url: Annotated[
+        str, typer.Option(help="Base URL of the IMI verifier service, e.g. http://localhost:8000")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the bundle")],
+    max_age: Annotated[int, typer.Option(help="Seconds the bundle stays usable")] = 86_400,
+    key_thumbprint: Annotated[str | None, typer.Option(help="Expected signer key (JWK thumbprint)")] = None,
+) -> None:
+    """Download a signed offline trust bundle for a kiosk (start it with IMI_VERIFIER_BUNDLE=FILE)."""
+    from kernel.did import key_from_document
+    from kernel.jose import decode_jws_unverified, jwk_thumbprint
+    from verifier.bundle import open_bundle
+
+    base = url.rstrip("/")
+    with httpx.Client(timeout=30) as client:
+        resp = client.get(f"{base}/verifier/bundle", params={"max_age": max_age})
+        if resp.status_code != 200:
+            typer.secho(
+                f"the verifier answered {resp.status_code}: {resp.text[:300]}", err=True, fg=typer.colors.RED
+            )
+            raise typer.Exit(1)
+        token = resp.text
+        try:
+            bundle = open_bundle(token, pinned_thumbprint=key_thumbprint, now=int(time.time()))
+            if (
+                key_thumbprint is None
+            ):  # no pin given: the signer must at least be the service's published key
+                doc = client.get(f"{base}/verifier/did.json").json()
+                kid = str(decode_jws_unverified(token).header["kid"])
+                if jwk_thumbprint(key_from_document(doc, kid)) != bundle.signer_thumbprint:
+                    raise typer.BadParameter("the bundle is not signed by the service's verifier key")
+        except ImiError as exc:
+            typer.secho(f"INVALID bundle [{exc.slug}]: {exc.detail}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from exc
+    out.write_text(token)
+    typer.echo(
+        json.dumps(
+            {
+                "out": str(out),
+                "issuers": list(bundle.trusted_issuers),
+                "status_lists": len(bundle.status_lists),
+                "expires_at": bundle.expires_at,
+                "signer_thumbprint": bundle.signer_thumbprint,
+            }
+        )
+    )
 
 
 def main() -> None:

@@ -191,6 +191,13 @@ def change_status(
     return _state(issuer, credential_id)
 
 
+@router.get("/issuer/status", summary="The URLs of every status list (for offline verifier bundles)")
+def status_lists(issuer: IssuerDep) -> JSONResponse:
+    return JSONResponse(
+        {"lists": issuer.status.list_urls()}, headers={"Cache-Control": "public, max-age=300"}
+    )
+
+
 @router.get("/issuer/status/{list_id}", summary="Bitstring Status List credential (vc+jwt), cacheable")
 def status_list(
     list_id: str, issuer: IssuerDep, if_none_match: Annotated[str | None, Header()] = None

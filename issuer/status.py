@@ -135,6 +135,12 @@ class StatusRegistry:
                     .values(bits=bits.to_bytes(), version=row.version + 1, updated_at=datetime.now(UTC))
                 )
 
+    def list_urls(self) -> list[str]:
+        """Every published list (public: offline verifiers download them all)."""
+        with Session(self._engine, expire_on_commit=False) as s:
+            ids = s.exec(select(StatusList.id).order_by(col(StatusList.id))).all()
+        return [self._list_url(i) for i in ids]
+
     def get(self, slot: Slot) -> bool:
         with Session(self._engine, expire_on_commit=False) as s:
             row = s.get(StatusList, slot.list_id)

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     verifier_bundle: Path | None = Field(
         default=None, description="Offline trust bundle from `imi verifier sync`."
     )
+    verifier_bundle_key: str | None = Field(
+        default=None, description="JWK thumbprint of the key that must have signed the offline bundle."
+    )
+    verifier_bundle_max_age: int = Field(
+        default=86_400, gt=0, le=30 * 86_400, description="Seconds a bundle lives."
+    )
     log_level: str = "INFO"
     parties: tuple[Party, ...] = ALL_PARTIES
 

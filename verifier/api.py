@@ -16,6 +16,8 @@ from kernel.errors import VerificationFailed
 from kernel.jose import sign_jws
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.qr import png_data_url, qr_png, qr_svg
+from kernel.web import SettingsDep
+from verifier.bundle import build_bundle
 from verifier.core import VerificationReport
 from verifier.oid4vp import REQUEST_TYP, dcql_query, request_object, request_qr_text
 from verifier.service import VerifierService, report_json
@@ -82,6 +84,26 @@ def _outcome(report: VerificationReport) -> JSONResponse:
 @router.get("/did.json", summary="The verifier's did:web document (keys that sign request objects)")
 def verifier_did(identity: IdentityDep) -> JSONResponse:
     return JSONResponse(identity.did_document(), media_type="application/did+json")
+
+
+@router.get("/bundle", summary="A signed offline trust bundle (what `imi verifier sync` downloads)")
+def bundle(
+    verifier: VerifierDep, identity: IdentityDep, settings: SettingsDep, max_age: int | None = None
+) -> Response:
+    age = min(max_age or settings.verifier_bundle_max_age, settings.verifier_bundle_max_age)
+    key = identity.keystore.active(VERIFIER_KEY_PURPOSE, KeyAlg.ES256)
+    token = build_bundle(
+        verifier.fetcher,
+        trusted_issuers=tuple(sorted(verifier.trust.trusted_issuers)),
+        log_url=f"{identity.public_url}/log",
+        witnesses=settings.log_witnesses,
+        witness_threshold=settings.log_witness_threshold,
+        max_age=max(60, age),
+        now=verifier.now(),
+        key=key.private_key,
+        kid=f"{identity.did}#{key.kid}",
+    )
+    return Response(token, media_type="application/jwt", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/scan", summary="Verify a QR code shown by a citizen's wallet (works for offline kiosks too)")

@@ -17,6 +17,7 @@ from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
 from kernel.jose import decode_jws_unverified
 from kernel.sdjwt import parse_sd_jwt
+from verifier.bundle import TrustBundle, check_fresh
 from verifier.core import VerificationReport, verify_presentation
 from verifier.fetch import Fetcher
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
@@ -59,6 +60,7 @@ class VerifierService:
         fetcher: Fetcher,
         reference_origins: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        bundle: TrustBundle | None = None,
     ) -> None:
         self._engine = writer(engine)
         self.trust = trust
@@ -68,13 +70,18 @@ class VerifierService:
         self.replay = DbReplayGuard(engine)
         self.reference_origins = reference_origins
         self._clock = clock
+        self.bundle = bundle  # offline mode: refuse everything once it is older than its max age
 
     def now(self) -> int:
-        return int(self._clock())
+        now = int(self._clock())
+        if self.bundle is not None:
+            check_fresh(self.bundle, now)
+        return now
 
     # -- citizen shows a QR -------------------------------------------------------------------------------
     def scan(self, qr_text: str, *, verifier_id: str) -> VerificationReport:
         """Verify a scanned QR (plain, compact or reference form). Freshness: KB ``iat`` window + replay cache."""
+        self.now()  # an offline kiosk with an expired bundle refuses before reading anything
         scanned = read_qr(qr_text)
         if isinstance(scanned, ScannedReference):
             presentation = self._resolve_reference(scanned.url)

@@ -12,6 +12,7 @@ from kernel.keystore import KeyStore
 from kernel.settings import Settings
 from ledger.note import NoteVerifier, WitnessVerifier
 from verifier.api import VerifierIdentity
+from verifier.bundle import BundleFetcher, open_bundle
 from verifier.fetch import CachingFetcher, Fetcher, HttpFetcher
 from verifier.policy import TrustPolicy
 from verifier.service import VerifierService
@@ -44,6 +45,22 @@ def online_verifier(
     return VerifierService(
         engine, trust=trust, keys=keys, status=status, fetcher=fetcher, reference_origins=origins
     )
+
+
+def offline_verifier(engine: Engine, settings: Settings, token: str) -> VerifierService:
+    """A verifier that reads nothing from the network: keys, status lists and log key come from a bundle."""
+    bundle = open_bundle(token, pinned_thumbprint=settings.verifier_bundle_key, now=int(time.time()))
+    trust = TrustPolicy(
+        trusted_issuers=frozenset(bundle.trusted_issuers),
+        log_verifier=NoteVerifier.from_vkey(bundle.log_vkey) if bundle.log_vkey else None,
+        witnesses=tuple(WitnessVerifier.from_vkey(v) for v in bundle.witnesses),
+        witness_threshold=bundle.witness_threshold,
+        require_anchor=settings.verifier_require_anchor,
+    )
+    keys = DidKeys(bundle.resolver())
+    fetcher = BundleFetcher(bundle)
+    status = ListStatusSource(fetcher, keys, clock=time.time)
+    return VerifierService(engine, trust=trust, keys=keys, status=status, fetcher=fetcher, bundle=bundle)
 
 
 def identity(keystore: KeyStore, settings: Settings) -> VerifierIdentity:
