@@ -156,9 +156,10 @@ def direct_post(
     state: Annotated[str | None, Form(max_length=200)] = None,
 ) -> JSONResponse:
     report = verifier.answer(tx_id, vp_token=vp_token, state=state, audience=identity.client_id)
-    return JSONResponse(
-        {} if report.verified else {"error": "access_denied", "problem": report_json(report)["problem"]}
-    )
+    # A refused presentation is an error to the wallet too: problem+json with its own type (the transaction
+    # already records the outcome for the kiosk). ``error`` keeps the OAuth 2.0 error code for wallets.
+    report.raise_for_failure(error="access_denied")
+    return JSONResponse({})
 
 
 @router.get(

@@ -1,0 +1,128 @@
+"""The encrypted personal data space (design.md "Personal data space").
+
+Each citizen has a random 256-bit data key, stored only wrapped (AES-256-GCM) under the service's wallet key;
+each item is sealed under the data key with the citizen and item ids as associated data, so no item can be
+moved to another citizen or row. Erasure deletes the wrapped key first, then the rows: after that nothing of
+the citizen can be decrypted, even from a backup taken before.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
+
+from kernel.db import writer
+from kernel.errors import Conflict, NotFound
+from kernel.sealing import KEY_BYTES, seal, unseal
+from wallet_api.tables import Citizen, VaultItem
+
+
+class Vault:
+    def __init__(
+        self,
+        engine: Engine,
+        wrapping_key: bytes,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = writer(engine)
+        self._kek = wrapping_key
+        self._clock = clock
+
+    def create_citizen(self) -> str:
+        citizen_id = uuid.uuid4().hex
+        data_key = secrets.token_bytes(KEY_BYTES)
+        row = Citizen(
+            id=citizen_id,
+            wrapped_key=seal(self._kek, data_key, aad=b"citizen:" + citizen_id.encode()),
+            created_at=self._clock(),
+        )
+        with Session(self._engine) as s:
+            s.add(row)
+            s.commit()
+        return citizen_id
+
+    def citizen(self, citizen_id: str) -> Citizen:
+        with Session(self._engine, expire_on_commit=False) as s:
+            row = s.get(Citizen, citizen_id)
+        if row is None or row.status == "erased":
+            raise NotFound("No such citizen.", slug="citizen-not-found")
+        return row
+
+    def set_status(self, citizen_id: str, status: str) -> None:
+        with Session(self._engine) as s:
+            row = s.get(Citizen, citizen_id)
+            if row is None:
+                raise NotFound("No such citizen.", slug="citizen-not-found")
+            row.status = status
+            s.add(row)
+            s.commit()
+
+    def _data_key(self, citizen_id: str) -> bytes:
+        row = self.citizen(citizen_id)
+        if row.wrapped_key is None:
+            raise Conflict("This data space was erased.", slug="citizen-erased")
+        return unseal(self._kek, row.wrapped_key, aad=b"citizen:" + citizen_id.encode())
+
+    def put(self, citizen_id: str, kind: str, data: dict[str, Any], *, item_id: str | None = None) -> str:
+        item_id = item_id or uuid.uuid4().hex
+        blob = seal(
+            self._data_key(citizen_id),
+            json.dumps(data, ensure_ascii=False).encode(),
+            aad=f"{citizen_id}:{item_id}:{kind}".encode(),
+        )
+        with Session(self._engine) as s:
+            existing = s.get(VaultItem, item_id)
+            if existing is not None and existing.citizen_id != citizen_id:
+                raise NotFound("No such item.", slug="vault-item-not-found")
+            s.merge(
+                VaultItem(id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=self._clock())
+            )
+            s.commit()
+        return item_id
+
+    def get(self, citizen_id: str, item_id: str, kind: str) -> dict[str, Any]:
+        """One item of ``citizen_id``; ``NotFound`` for anything else (never tells that it exists elsewhere)."""
+        with Session(self._engine, expire_on_commit=False) as s:
+            row = s.get(VaultItem, item_id[:64])
+        if row is None or row.citizen_id != citizen_id or row.kind != kind:
+            raise NotFound("No such item.", slug="vault-item-not-found")
+        return self._open(citizen_id, row)
+
+    def items(self, citizen_id: str, kind: str, *, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        with Session(self._engine, expire_on_commit=False) as s:
+            rows = s.exec(
+                select(VaultItem)
+                .where(col(VaultItem.citizen_id) == citizen_id, col(VaultItem.kind) == kind)
+                .order_by(col(VaultItem.created_at).desc())
+                .limit(limit)
+            ).all()
+        key = self._data_key(citizen_id)
+        return [(r.id, self._open(citizen_id, r, key)) for r in rows]
+
+    def _open(self, citizen_id: str, row: VaultItem, key: bytes | None = None) -> dict[str, Any]:
+        key = key or self._data_key(citizen_id)
+        data: dict[str, Any] = json.loads(
+            unseal(key, row.sealed, aad=f"{citizen_id}:{row.id}:{row.kind}".encode())
+        )
+        return data
+
+    def erase(self, citizen_id: str) -> None:
+        """Crypto-shred: drop the wrapped data key, then the sealed rows."""
+        with Session(self._engine) as s:
+            row = s.get(Citizen, citizen_id)
+            if row is None:
+                raise NotFound("No such citizen.", slug="citizen-not-found")
+            row.wrapped_key = None
+            row.status = "erased"
+            row.erased_at = self._clock()
+            s.add(row)
+            s.exec(delete(VaultItem).where(col(VaultItem.citizen_id) == citizen_id))
+            s.commit()
