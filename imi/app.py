@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
+import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -34,7 +36,13 @@ from verifier import wiring as verifier_wiring
 from verifier.api import VerifierIdentity
 from verifier.api import router as verifier_router
 from verifier.api_vc import router as verifier_vc_router
+from verifier.fetch import CachingFetcher, DidWebResolver, HttpFetcher
 from verifier.service import VerifierService
+from wallet_api.api import router as wallet_router
+from wallet_api.passkeys import PasskeyService
+from wallet_api.service import WalletService
+from wallet_api.sessions import SessionService
+from wallet_api.vault import Vault
 
 LOG_KEY_PURPOSE = "log"
 
@@ -51,6 +59,7 @@ class Services:
     oid4vci: Oid4vciService
     verifier: VerifierService
     verifier_identity: VerifierIdentity
+    wallet: WalletService
 
 
 def build_services(settings: Settings) -> Services:
@@ -71,9 +80,37 @@ def build_services(settings: Settings) -> Services:
     if settings.verifier_bundle is not None:
         verifier = verifier_wiring.offline_verifier(engine, settings, settings.verifier_bundle.read_text())
     else:
-        verifier = verifier_wiring.online_verifier(engine, settings, trust)
+        verifier = verifier_wiring.online_verifier(
+            engine, settings, trust, result_key=derive_key(master, "verifier-results")
+        )
     identity = verifier_wiring.identity(keystore, settings)
-    return Services(settings, engine, keystore, log, issuer, oid4vci, verifier, identity)
+    wallet = build_wallet(engine, settings, keystore, log, master)
+    return Services(settings, engine, keystore, log, issuer, oid4vci, verifier, identity, wallet)
+
+
+def build_wallet(
+    engine: Engine, settings: Settings, keystore: KeyStore, log: LogService, master: bytes
+) -> WalletService:
+    """The citizen's wallet: an OpenID4VCI/VP client of issuers and verifiers, reached over HTTP."""
+    http = httpx.Client(timeout=15, follow_redirects=False)
+    parts = urlsplit(settings.public_url)
+    return WalletService(
+        engine,
+        vault=Vault(engine, derive_key(master, "wallet-kek")),
+        passkeys=PasskeyService(
+            engine,
+            rp_id=parts.hostname or "localhost",
+            rp_name="IMI",
+            origin=f"{parts.scheme}://{parts.netloc}",
+        ),
+        sessions=SessionService(engine),
+        keystore=keystore,
+        log=log,
+        http=http,
+        resolver=DidWebResolver(CachingFetcher(HttpFetcher(http))),
+        public_url=settings.public_url,
+        ref_key=derive_key(master, "wallet-ref"),
+    )
 
 
 async def _housekeeping(services: Services, every: float = 3600.0) -> None:
@@ -124,6 +161,7 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     app.state.oid4vci = services.oid4vci
     app.state.verifier = services.verifier
     app.state.verifier_identity = services.verifier_identity
+    app.state.wallet = services.wallet
     problems.install(app, max_body_bytes=settings.request_max_bytes)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
@@ -144,4 +182,6 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     if "verifier" in settings.parties:
         app.include_router(verifier_router)
         app.include_router(verifier_vc_router)
+    if "wallet" in settings.parties:
+        app.include_router(wallet_router)
     return app

@@ -9,8 +9,8 @@ import kernel.accounts
 import kernel.keystore
 import ledger.tables
 import verifier.tables
-import wallet_api.tables
 import wallet_api.auth_tables
+import wallet_api.tables
 
 metadata = SQLModel.metadata
 __all__ = ["issuer", "kernel", "ledger", "metadata", "verifier", "wallet_api"]

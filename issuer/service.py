@@ -30,11 +30,11 @@ from issuer.credentials import (
     person_subject,
     secure,
 )
-from issuer.did import did_document, did_web, verification_method_id
 from issuer.idnumbers import mask_resident_id, validate_credit_code, validate_resident_id
 from issuer.status import Slot, StatusRegistry
 from issuer.tables import IssuedCredential, IssuerAudit, RealNameCheck
 from kernel.db import writer
+from kernel.did_document import did_document, did_web, verification_method_id
 from kernel.errors import Conflict, MalformedInput, NotFound
 from kernel.jose import jwk_thumbprint, public_key_from_jwk
 from kernel.keystore import KeyAlg, KeyPair, KeyStore

@@ -48,6 +48,9 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cur.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss, not only a crash
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(
+            "PRAGMA secure_delete=ON"
+        )  # deleted rows are overwritten: erasure leaves no readable pages
         cur.close()
 
     @event.listens_for(engine, "begin")

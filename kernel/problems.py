@@ -10,9 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.errors import PROBLEM_BASE, ImiError, InfrastructureFailure
 
@@ -98,24 +96,60 @@ def _from_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class BodyLimitMiddleware(BaseHTTPMiddleware):
-    """Refuse request bodies over ``max_bytes`` with 413 before anything parses them."""
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413: a declared Content-Length at once, a chunked body as
+    soon as the bytes read pass the limit."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        super().__init__(app)
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        declared = request.headers.get("content-length")
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return problem_response(
+            response = problem_response(
                 413,
                 "too-large",
                 "Payload too large",
                 f"Request bodies are limited to {self.max_bytes} bytes.",
-                request.url.path,
+                scope.get("path"),
             )
-        return await call_next(request)
+            await response(scope, receive, send)
+            return
+        # Read the (bounded) body first, so a chunked upload over the limit is refused before anything parses it.
+        chunks: list[bytes] = []
+        total = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            total += len(chunks[-1])
+            more = bool(message.get("more_body", False))
+            if total > self.max_bytes:
+                response = problem_response(
+                    413,
+                    "too-large",
+                    "Payload too large",
+                    f"Request bodies are limited to {self.max_bytes} bytes.",
+                    scope.get("path"),
+                )
+                await response(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def install(app: FastAPI, *, max_body_bytes: int) -> None:

@@ -40,7 +40,9 @@ class VerifierIdentity:
         return sign_jws(claims, key.private_key, typ=REQUEST_TYP, kid=f"{self.did}#{key.kid}")
 
     def did_document(self) -> dict[str, Any]:
-        from issuer.did import did_document  # the same pydid builder; a shared helper, not issuer state
+        from kernel.did_document import (
+            did_document,  # the same pydid builder; a shared helper, not issuer state
+        )
 
         self.keystore.active(VERIFIER_KEY_PURPOSE, KeyAlg.ES256)
         return did_document(self.did, [k.public_jwk for k in self.keystore.all(VERIFIER_KEY_PURPOSE)])
@@ -173,6 +175,7 @@ async def request_status(tx_id: str, verifier: VerifierDep, wait: float = 0) -> 
             break
         await asyncio.sleep(0.2)
     body: dict[str, Any] = {"id": tx.id, "status": tx.status}
-    if tx.result:
-        body["result"] = json.loads(tx.result)
+    result = verifier.result_of(tx)
+    if result is not None:
+        body["result"] = result
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

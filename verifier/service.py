@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -16,12 +17,13 @@ from sqlmodel import Session, col
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
 from kernel.jose import decode_jws_unverified
+from kernel.qr_payload import ScannedReference, read_qr
 from kernel.sdjwt import parse_sd_jwt
+from kernel.sealing import seal, unseal
 from verifier.bundle import TrustBundle, check_fresh
 from verifier.core import VerificationReport, verify_presentation
 from verifier.fetch import Fetcher
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
-from verifier.qr_formats import ScannedReference, read_qr
 from verifier.tables import ReplayEntry, VerificationEvent, VpTransaction
 
 QR_AUDIENCE = "urn:imi:qr-presentation"  # the audience a wallet puts in a QR it shows to any kiosk
@@ -61,8 +63,10 @@ class VerifierService:
         reference_origins: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
         bundle: TrustBundle | None = None,
+        result_key: bytes | None = None,
     ) -> None:
         self._engine = writer(engine)
+        self._result_key = result_key or secrets.token_bytes(32)
         self.trust = trust
         self.keys = keys
         self.status = status
@@ -169,6 +173,21 @@ class VerifierService:
             s.commit()
         return tx
 
+    def _seal_result(self, tx_id: str, report: VerificationReport) -> str:
+        # The disclosed claims are personal data: at rest only sealed, for the kiosk that asked.
+        blob = seal(
+            self._result_key, json.dumps(report_json(report), ensure_ascii=False).encode(), aad=tx_id.encode()
+        )
+        return base64.b64encode(blob).decode()
+
+    def result_of(self, tx: VpTransaction) -> dict[str, Any] | None:
+        if not tx.result:
+            return None
+        data: dict[str, Any] = json.loads(
+            unseal(self._result_key, base64.b64decode(tx.result), aad=tx.id.encode())
+        )
+        return data
+
     def transaction(self, tx_id: str) -> VpTransaction:
         with Session(self._engine, expire_on_commit=False) as s:
             tx = s.get(VpTransaction, tx_id[:64])
@@ -198,7 +217,7 @@ class VerifierService:
                 .values(
                     status="verified" if report.verified else "failed",
                     answered_at=datetime.now(UTC),
-                    result=json.dumps(report_json(report), ensure_ascii=False),
+                    result=self._seal_result(tx.id, report),
                 )
             )
             s.commit()

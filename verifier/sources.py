@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from kernel.did import DidResolver, resolve_key
-
 from kernel.errors import InfrastructureFailure, VerificationFailed
 from kernel.jose import PublicKey, decode_jws_unverified, verify_jws
 from kernel.statuslist import Bitstring, decode_list

@@ -7,7 +7,7 @@ import time
 import httpx
 from sqlalchemy import Engine
 
-from issuer.did import did_web
+from kernel.did_document import did_web
 from kernel.keystore import KeyStore
 from kernel.settings import Settings
 from ledger.note import NoteVerifier, WitnessVerifier
@@ -32,7 +32,11 @@ def trust_policy(settings: Settings, *, own_log_vkey: str | None) -> TrustPolicy
 
 
 def online_verifier(
-    engine: Engine, settings: Settings, trust: TrustPolicy, fetcher: Fetcher | None = None
+    engine: Engine,
+    settings: Settings,
+    trust: TrustPolicy,
+    fetcher: Fetcher | None = None,
+    result_key: bytes | None = None,
 ) -> VerifierService:
     """A verifier that fetches public material over HTTP, with HTTP caching."""
     from verifier.fetch import DidWebResolver
@@ -43,7 +47,13 @@ def online_verifier(
     status = ListStatusSource(fetcher, keys, clock=time.time)
     origins = settings.verifier_reference_origins or (settings.public_url,)
     return VerifierService(
-        engine, trust=trust, keys=keys, status=status, fetcher=fetcher, reference_origins=origins
+        engine,
+        trust=trust,
+        keys=keys,
+        status=status,
+        fetcher=fetcher,
+        reference_origins=origins,
+        result_key=result_key,
     )
 
 

@@ -143,7 +143,9 @@ def add_passkey_start(wallet: WalletDep, citizen: CitizenDep) -> dict[str, Any]:
 
 @router.post("/me/passkeys/finish", summary="Register the additional passkey")
 def add_passkey_finish(body: CeremonyIn, wallet: WalletDep, citizen: CitizenDep) -> dict[str, Any]:
-    info = wallet.passkeys.finish_registration(ceremony_id=body.ceremony_id, credential=body.credential)
+    info = wallet.passkeys.finish_registration(
+        ceremony_id=body.ceremony_id, credential=body.credential, expected_citizen_id=citizen
+    )
     return {"id": info.id, "citizen": "you" if citizen else ""}
 
 

@@ -23,11 +23,11 @@ from kernel.errors import MalformedInput, NotFound
 from kernel.jose import PrivateKey, sign_jws
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.qr import png_data_url, qr_png, qr_svg, qr_version
+from kernel.qr_payload import encode_compact, encode_reference
 from kernel.sdjwt import parse_sd_jwt, present
 from kernel.sealing import seal, unseal
 from ledger.commitment import EventType
 from ledger.service import LogService
-from verifier.qr_formats import encode_compact, encode_reference
 from wallet_api.passkeys import PasskeyService
 from wallet_api.sessions import SessionService
 from wallet_api.tables import PresentationRef

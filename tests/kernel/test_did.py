@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from pydid import DIDDocumentBuilder
 from pydid.verification_method import Ed25519VerificationKey2018, JsonWebKey2020, Multikey
 
-from issuer.did import did_document, did_web
 from kernel.did import (
     StaticResolver,
     did_jwk_document,
@@ -29,6 +28,7 @@ from kernel.did import (
     multikey_encode,
     resolve_key,
 )
+from kernel.did_document import did_document, did_web
 from kernel.errors import ImiError, MalformedInput, VerificationFailed
 from kernel.jose import PublicKey, b64url_encode, dump_json, public_jwk_dict, public_key_from_jwk
 

@@ -40,12 +40,12 @@ from kernel.jose import (
     public_jwk_dict,
     sign_jws,
 )
+from kernel.qr_payload import encode_compact
 from kernel.sdjwt import present, sd_hash
 from ledger.note import NoteSigner, parse_note, sign_note
 from schemas.issuer import CredentialFormat
 from tests.issuer.issuer_fixtures import person_check
 from tests.verifier.verifier_fixtures import Holder, fresh_verifier
-from verifier.qr_formats import encode_compact
 from verifier.service import QR_AUDIENCE
 
 pytestmark = pytest.mark.usefixtures("http_verifier")

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
-from issuer.did import did_document
 from kernel.did import resolve_key
+from kernel.did_document import did_document
 from kernel.errors import ImiError, InfrastructureFailure, VerificationFailed
 from kernel.jose import public_jwk_dict, public_key_from_jwk
 from verifier.fetch import MAX_BODY_BYTES, CachingFetcher, DidWebResolver, Fetched, HttpFetcher

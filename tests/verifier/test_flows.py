@@ -18,9 +18,9 @@ from kernel.accounts import Role
 from kernel.did import resolve_key
 from kernel.jose import verify_jws
 from kernel.qr import qr_png, qr_version
+from kernel.qr_payload import encode_compact
 from tests.verifier.verifier_fixtures import Holder, fresh_verifier
 from verifier.fetch import DidWebResolver, HttpFetcher
-from verifier.qr_formats import encode_compact
 
 pytestmark = pytest.mark.usefixtures("http_verifier")
 

@@ -24,10 +24,10 @@ from sd_jwt.holder import SDJWTHolder
 
 from kernel.accounts import Role
 from kernel.jose import b64url_encode, decode_jws_unverified, dump_json, public_jwk_dict
+from kernel.qr_payload import encode_compact, encode_reference
 from tests.issuer.issuer_fixtures import person_check
 from tests.verifier.verifier_fixtures import Holder
 from verifier.fetch import HttpFetcher
-from verifier.qr_formats import encode_compact, encode_reference
 from verifier.service import QR_AUDIENCE, VerifierService
 
 pytestmark = pytest.mark.usefixtures("http_verifier")

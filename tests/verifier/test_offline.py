@@ -18,10 +18,10 @@ from imi.cli import app as cli
 from kernel.accounts import Role
 from kernel.errors import VerificationFailed
 from kernel.jose import decode_jws_unverified
+from kernel.qr_payload import encode_compact
 from kernel.settings import Settings
 from tests.verifier.verifier_fixtures import Holder
 from verifier.bundle import open_bundle
-from verifier.qr_formats import encode_compact
 
 pytestmark = pytest.mark.usefixtures("http_verifier")
 

@@ -122,8 +122,9 @@ def decode_compact(text: str) -> str:
         if not packed or packed[0] != _VERSION:
             raise MalformedInput("Unknown compact presentation version.", slug="qr-malformed")
         inflater = zlib.decompressobj(wbits=-15, zdict=PRESET_DICTIONARY)
-        frame = inflater.decompress(packed[1:], MAX_INFLATED)
-        if inflater.unconsumed_tail:
+        # one byte more than allowed: zlib may hold pending output with all input consumed (no unconsumed_tail)
+        frame = inflater.decompress(packed[1:], MAX_INFLATED + 1)
+        if len(frame) > MAX_INFLATED or inflater.unconsumed_tail:
             raise MalformedInput("Compact presentation inflates too far.", slug="too-large")
     except (ValueError, zlib.error) as exc:
         raise MalformedInput("The QR text is not a compact presentation.", slug="qr-malformed") from exc

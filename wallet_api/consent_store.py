@@ -1,0 +1,169 @@
+"""Database helpers of the consent API: one write transaction, the event chain, anchoring in the same transaction.
+
+Every event is written together with its log entry: the ``log_entry`` row (design.md "Leaf encoding":
+``commitment = SHA-256(tag || event_type || salt || object_hash)``) is inserted in the *same* transaction as the
+event and the consent's new state, so no transition or release can exist without its anchor, nor the other way
+round. The sequencer integrates the entry within a batch interval; :func:`pending_of` rebuilds what
+``LogService.receipt`` needs to hand out the anchor receipt. ``object_hash`` is the event's chain hash, except
+for ``given``/``narrowed`` events, which anchor ``SHA-256(receipt JWS)`` so that the signed consent receipt is
+itself verifiable against the log, like a credential.
+
+On SQLite every writer takes the database lock up front (``BEGIN IMMEDIATE``); a process-wide gate in front of
+it keeps the threads of one process from spinning in SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from kernel.db import is_sqlite, writer
+from ledger.commitment import commitment, encode_leaf
+from ledger.service import PendingAppend
+from ledger.tables import LogEntry
+from wallet_api.consent_rules import LOG_EVENT_TYPE, ConsentState, EventKind, event_body, link
+from wallet_api.consent_tables import Consent, ConsentEvent
+
+CONSENT = Consent.__table__  # type: ignore[attr-defined]
+EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]
+_LOG = LogEntry.__table__  # type: ignore[attr-defined]
+Rng = Callable[[int], bytes]
+
+
+class Writer:
+    """Write transactions for the consent services (``BEGIN IMMEDIATE`` on SQLite, behind one gate per process)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = writer(engine)
+        self._gate: threading.Lock | None = threading.Lock() if is_sqlite(engine) else None
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self._gate or nullcontext(), self._writer.connect() as conn, conn.begin():
+            yield conn
+
+
+@dataclass
+class Chain:
+    """The head of one consent's event chain, advanced by :func:`record`."""
+
+    consent_id: str
+    version: int
+    seq: int
+    head: str
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> Chain:
+        return cls(row.id, row.version, row.event_seq, row.chain_head)
+
+    def columns(self) -> dict[str, Any]:
+        return {"event_seq": self.seq, "chain_head": self.head}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    event_id: int
+    seq: int
+    hash: str
+    kind: EventKind
+    at: int
+    version: int
+    pending: PendingAppend
+
+
+def anchor(conn: Connection, event_type: str, object_hash: bytes, *, rng: Rng, at: int) -> PendingAppend:
+    """Append a commitment to the log inside ``conn``'s transaction (as ``LogService.append`` does on its own)."""
+    salt = rng(32)
+    digest = commitment(event_type, salt, object_hash)
+    seq = conn.execute(
+        insert(_LOG)
+        .values(
+            event_type=event_type,
+            leaf_input=encode_leaf(event_type, digest),
+            created_at=datetime.fromtimestamp(at, UTC),
+        )
+        .returning(_LOG.c.seq)
+    ).scalar_one()
+    return PendingAppend(int(seq), event_type, salt, object_hash, digest)
+
+
+def record(
+    conn: Connection,
+    chain: Chain,
+    kind: EventKind,
+    *,
+    actor: str,
+    at: int,
+    detail: Mapping[str, Any],
+    rng: Rng,
+    object_hash: bytes | None = None,
+) -> Recorded:
+    """Append one event to the chain and anchor it; the caller stores ``chain.columns()`` on the consent."""
+    seq = chain.seq + 1
+    body = event_body(
+        consent_id=chain.consent_id, seq=seq, version=chain.version, kind=kind, at=at, detail=detail
+    )
+    digest = link(chain.head, body)
+    obj = object_hash if object_hash is not None else bytes.fromhex(digest)
+    pending = anchor(conn, LOG_EVENT_TYPE[kind], obj, rng=rng, at=at)
+    event_id = conn.execute(
+        insert(EVENT)
+        .values(
+            consent_id=chain.consent_id,
+            seq=seq,
+            version=chain.version,
+            kind=kind.value,
+            actor=actor[:200],
+            at=at,
+            detail=json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
+            prev_hash=chain.head,
+            hash=digest,
+            log_seq=pending.seq,
+            log_event_type=pending.event_type,
+            salt=pending.salt.hex(),
+            object_hash=obj.hex(),
+            notified=False,
+        )
+        .returning(EVENT.c.id)
+    ).scalar_one()
+    chain.seq, chain.head = seq, digest
+    return Recorded(int(event_id), seq, digest, kind, at, chain.version, pending)
+
+
+def load(conn: Connection, consent_id: str, *, lock: bool) -> Row[Any] | None:
+    """The consent row; ``lock`` takes its row lock on PostgreSQL (SQLite already holds the database lock)."""
+    query = select(CONSENT).where(CONSENT.c.id == consent_id[:64])
+    return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def save(conn: Connection, consent_id: str, chain: Chain, **values: Any) -> None:  # noqa: ANN401
+    conn.execute(update(CONSENT).where(CONSENT.c.id == consent_id).values(**chain.columns(), **values))
+
+
+def pending_of(event: Row[Any]) -> PendingAppend:
+    """What ``LogService.receipt`` needs for a stored event's anchor."""
+    salt, obj = bytes.fromhex(event.salt), bytes.fromhex(event.object_hash)
+    digest = commitment(event.log_event_type, salt, obj)
+    return PendingAppend(int(event.log_seq), event.log_event_type, salt, obj, digest)
+
+
+def event_row(conn: Connection, event_id: int) -> Row[Any] | None:
+    return conn.execute(select(EVENT).where(EVENT.c.id == event_id)).first()
+
+
+def events_of(conn: Connection, consent_id: str) -> list[Row[Any]]:
+    return list(
+        conn.execute(select(EVENT).where(EVENT.c.consent_id == consent_id).order_by(EVENT.c.seq)).all()
+    )
+
+
+def state_of(row: Row[Any]) -> ConsentState:
+    return ConsentState(row.state)
