@@ -120,7 +120,7 @@ class NarrowIn(_In):
 class TokenOut(BaseModel):
     model_config = ConfigDict(frozen=True)
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6750 scheme name
     expires_in: int
 
 
@@ -129,7 +129,9 @@ class ReleaseOut(BaseModel):
     sub: str = Field(description="The citizen's pairwise pseudonym for this client")
     consent_id: str
     version: int
-    presentation: str = Field(description="SD-JWT+KB; KB aud imi-client:<client id>, nonce <id>.<version>.<nonce>")
+    presentation: str = Field(
+        description="SD-JWT+KB; KB aud imi-client:<client id>, nonce <id>.<version>.<nonce>"
+    )
     items: list[str]
     released_at: int
     retain_until: int

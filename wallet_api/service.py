@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 from kernel.db import writer
 from kernel.did import DidResolver
 from kernel.errors import MalformedInput, NotFound
-from kernel.jose import PrivateKey, sign_jws
+from kernel.jose import PrivateKey, decode_jws_unverified, sign_jws
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.qr import png_data_url, qr_png, qr_svg, qr_version
 from kernel.qr_payload import encode_compact, encode_reference
@@ -49,6 +49,10 @@ class PresentationQr:
     svg: str
     png: str
     refresh_in: int
+
+
+def _issuer_payload(credential: str) -> dict[str, Any]:
+    return decode_jws_unverified(credential.split("~", 1)[0]).payload
 
 
 def _disclosed_claims(credential: str) -> dict[str, Any]:
@@ -136,6 +140,10 @@ class WalletService:
             "receipt": redeemed.receipt,
             "holder_key_id": key_id,
             "claims": _disclosed_claims(redeemed.credential),
+            "credential_id": _issuer_payload(redeemed.credential).get("id"),
+            "type": [
+                t for t in _issuer_payload(redeemed.credential).get("type", []) if t != "VerifiableCredential"
+            ],
             "received_at": int(self._clock()),
         }
         item["id"] = self.vault.put(citizen_id, "credential", item)
