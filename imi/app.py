@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from imi import migrate
 from issuer.api import router as issuer_router
 from issuer.api_oid4vci import router as oid4vci_router
+from issuer.api_staff import router as staff_router
 from issuer.api_vc import router as vc_api_router
 from issuer.oid4vci import Oid4vciService
 from issuer.service import IssuerService
@@ -26,7 +27,9 @@ from kernel import problems
 from kernel.db import make_engine, ping
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.logs import configure as configure_logs
+from kernel.passkeys import PasskeyService
 from kernel.sealing import derive_key, load_master_key
+from kernel.sessions import SessionService
 from kernel.settings import Settings
 from ledger.api import router as log_router
 from ledger.note import NoteSigner, WitnessVerifier
@@ -39,9 +42,7 @@ from verifier.api_vc import router as verifier_vc_router
 from verifier.fetch import CachingFetcher, DidWebResolver, HttpFetcher
 from verifier.service import VerifierService
 from wallet_api.api import router as wallet_router
-from wallet_api.passkeys import PasskeyService
 from wallet_api.service import WalletService
-from wallet_api.sessions import SessionService
 from wallet_api.vault import Vault
 
 LOG_KEY_PURPOSE = "log"
@@ -162,6 +163,8 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     app.state.verifier = services.verifier
     app.state.verifier_identity = services.verifier_identity
     app.state.wallet = services.wallet
+    app.state.passkeys = services.wallet.passkeys  # one WebAuthn relying party for citizens and staff
+    app.state.sessions = services.wallet.sessions
     problems.install(app, max_body_bytes=settings.request_max_bytes)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
@@ -177,6 +180,7 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
         app.include_router(log_router)
     if "issuer" in settings.parties:
         app.include_router(issuer_router)
+        app.include_router(staff_router)
         app.include_router(oid4vci_router)
         app.include_router(vc_api_router)
     if "verifier" in settings.parties:

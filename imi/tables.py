@@ -6,10 +6,10 @@ from sqlmodel import SQLModel
 
 import issuer.tables
 import kernel.accounts
+import kernel.auth_tables
 import kernel.keystore
 import ledger.tables
 import verifier.tables
-import wallet_api.auth_tables
 import wallet_api.tables
 
 metadata = SQLModel.metadata

@@ -178,7 +178,9 @@ class Oid4vciService:
                     "Unknown pre-authorized code.", slug="code-invalid", error="invalid_grant"
                 )
             if offer.redeemed_at is not None:
-                raise Conflict("This code was already used.", slug="code-used", error="invalid_grant")
+                raise VerificationFailed(
+                    "This code was already used.", slug="code-used", error="invalid_grant"
+                )
             if _aware(offer.expires_at) < now:
                 raise VerificationFailed(
                     "This offer has expired.", slug="offer-expired", error="invalid_grant"
@@ -210,7 +212,9 @@ class Oid4vciService:
             )
             s.commit()
             if claimed.rowcount != 1:
-                raise Conflict("This code was already used.", slug="code-used", error="invalid_grant")
+                raise VerificationFailed(
+                    "This code was already used.", slug="code-used", error="invalid_grant"
+                )
         return {
             "access_token": token,
             "token_type": "Bearer",
@@ -256,7 +260,7 @@ class Oid4vciService:
             )
             s.commit()
         if claimed.rowcount != 1:
-            raise Conflict("This token was already used.", slug="token-used", error="invalid_token")
+            raise Unauthenticated("This token was already used.", slug="token-used", error="invalid_token")
         issued = self._issuer.issue_from_check(
             offer.check_id, fmt, holder_jwk=holder_jwk, valid_days=offer.valid_days, actor="oid4vci"
         )

@@ -217,11 +217,14 @@ class IssuerService:
         now = self._clock().replace(microsecond=0)
         prepared: list[Prepared] = []
         extras: Sequence[Mapping[str, Any] | None] = extra if extra is not None else [None] * len(items)
-        for (ctype, subject, evidence, check_id), holder, more in zip(
-            items, holder_jwks, extras, strict=True
+        revs = self.status.allocate_many("revocation", len(items))
+        suss = self.status.allocate_many("suspension", len(items))
+        for (ctype, subject, evidence, check_id), holder, more, rev, sus in zip(
+            items, holder_jwks, extras, revs, suss, strict=True
         ):
             prepared.append(
                 self._prepare(
+                    slots=(rev, sus),
                     key=key,
                     now=now,
                     ctype=ctype,
@@ -274,10 +277,11 @@ class IssuerService:
         holder_jwk: Mapping[str, Any] | None,
         valid_days: int,
         extra: Mapping[str, Any] | None = None,
+        slots: tuple[Slot, Slot],
     ) -> Prepared:
         if holder_jwk is not None:
             public_key_from_jwk(holder_jwk)  # refuses a malformed or private key early
-        revocation, suspension = self.status.allocate("revocation"), self.status.allocate("suspension")
+        revocation, suspension = slots
         credential_id = f"urn:uuid:{uuid.uuid4()}"
         draft = CredentialDraft(
             credential_id=credential_id,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -87,6 +87,38 @@ class StatusRegistry:
                 continue  # taken: draw again
             return Slot(list_id, index)
         raise Conflict("No free status slot found.", slug="status-list-full")
+
+    def allocate_many(
+        self, purpose: Purpose, count: int, *, rng: Callable[[int], int] = secrets.randbelow
+    ) -> list[Slot]:
+        """``count`` random free slots of one list, claimed in one transaction."""
+        if count <= 0:
+            return []
+        for _ in range(16):
+            list_id = self._current_list(purpose)
+            try:
+                with Session(self._engine, expire_on_commit=False) as s:
+                    picks: set[int] = set()
+                    while len(picks) < count:
+                        picks.update(rng(self._size) for _ in range(count - len(picks)))
+                        taken = s.exec(
+                            select(StatusAllocation.idx).where(
+                                col(StatusAllocation.list_id) == list_id, col(StatusAllocation.idx).in_(picks)
+                            )
+                        ).all()
+                        picks.difference_update(taken)
+                    chosen = list(picks)
+                    s.execute(insert(StatusAllocation), [{"list_id": list_id, "idx": i} for i in chosen])
+                    s.execute(
+                        update(StatusList)
+                        .where(col(StatusList.id) == list_id)
+                        .values(allocated=col(StatusList.allocated) + count)
+                    )
+                    s.commit()
+            except IntegrityError:
+                continue
+            return [Slot(list_id, i) for i in chosen]
+        raise Conflict("No free status slots found.", slug="status-list-full")
 
     def _current_list(self, purpose: Purpose) -> str:
         with Session(self._engine, expire_on_commit=False) as s:

@@ -81,6 +81,26 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
     return Principal(name=row.name, role=Role(row.role), account_id=row.id)
 
 
+STAFF_SUBJECT = "staff:"
+
+
+def staff_subject(account_id: int) -> str:
+    """The passkey/session subject of a service account (citizens' subjects are bare ids)."""
+    return f"{STAFF_SUBJECT}{account_id}"
+
+
+def principal_for_subject(engine: Engine, subject: str) -> Principal:
+    """The principal behind a passkey session: a staff account, or else a citizen (who has no staff role)."""
+    if not subject.startswith(STAFF_SUBJECT):
+        return Principal(name="citizen", role=Role.CITIZEN)
+    account_id = subject.removeprefix(STAFF_SUBJECT)
+    with Session(engine) as s:
+        row = s.get(ServiceAccount, int(account_id)) if account_id.isdigit() else None
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("This staff account no longer exists.", slug="token-invalid")
+    return Principal(name=row.name, role=Role(row.role), account_id=row.id)
+
+
 def require_role(principal: Principal, *roles: Role) -> Principal:
     """Raise ``Forbidden`` unless ``principal`` has one of ``roles``."""
     if principal.role not in roles:

@@ -55,13 +55,16 @@ def _from_validation(request: Request, exc: RequestValidationError) -> JSONRespo
     errors = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()[:20]
     ]
+    extra: dict[str, Any] = {"errors": errors}
+    if request.url.path.startswith("/oid4vci/"):
+        extra["error"] = "invalid_request"  # OAuth clients look for this (RFC 6749 section 5.2)
     return problem_response(
         422,
         "request-invalid",
         "Request does not match the schema",
         "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5]),
         request.url.path,
-        errors=errors,
+        **extra,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Cookie, Depends, Header, Request
 from sqlalchemy import Engine
 
-from kernel.accounts import Principal, authenticate
+from kernel.accounts import Principal, authenticate, principal_for_subject
 from kernel.errors import PayloadTooLarge
+from kernel.sessions import TOKEN_PREFIX as SESSION_PREFIX
+from kernel.sessions import SessionService
 from kernel.settings import Settings
 
 
@@ -26,7 +28,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def current_principal(engine: EngineDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+def current_principal(
+    request: Request,
+    engine: EngineDep,
+    authorization: Annotated[str | None, Header()] = None,
+    imi_staff: Annotated[str | None, Cookie()] = None,
+) -> Principal:
+    """A service-account bearer token, or a passkey session (``imiw_`` bearer token or the staff cookie)."""
+    token = (
+        authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else None
+    )
+    session = token if token and token.startswith(SESSION_PREFIX) else (None if token else imi_staff)
+    if session:
+        sessions: SessionService = request.app.state.sessions
+        return principal_for_subject(engine, sessions.resolve(session))
     return authenticate(engine, authorization)
 
 

@@ -128,7 +128,7 @@ class LogService:
                     raise InfrastructureFailure(
                         "The log did not integrate the entry in time.", slug="log-timeout"
                     )
-                if self.integrate_now() == 0:
+                if self.integrate_now() == 0 and self.receipt(p) is None:
                     time.sleep(0.02)
             out.append(r)
         return out

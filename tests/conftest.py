@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import settings
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -23,6 +24,9 @@ from kernel.accounts import Role, create_token
 from kernel.settings import Settings
 
 PG_URL = os.environ.get("IMI_TEST_DATABASE_URL", "")
+# Timing is for benchmarks, not unit tests: a busy 2-core CI machine must not fail a property test on time.
+settings.register_profile("imi", deadline=None)
+settings.load_profile("imi")
 
 
 def _with_schema(url: str, schema: str) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Cookie, Depends, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel.accounts import STAFF_SUBJECT
 from kernel.errors import Unauthenticated
 from wallet_api.service import WalletService
 
@@ -34,7 +35,10 @@ def current_citizen(
         token = authorization[7:].strip()
     if not token:
         raise Unauthenticated("Sign in with your passkey first.", slug="session-missing")
-    return wallet.sessions.resolve(token)
+    subject = wallet.sessions.resolve(token)
+    if subject.startswith(STAFF_SUBJECT):
+        raise Unauthenticated("Staff sessions do not open a citizen's wallet.", slug="session-invalid")
+    return subject
 
 
 CitizenDep = Annotated[str, Depends(current_citizen)]

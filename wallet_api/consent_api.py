@@ -115,7 +115,7 @@ def one_consent(consent_id: str, client: ClientDep, consent: ConsentDep) -> dict
     response_model=ReleaseOut,
     summary="The granted claims as an SD-JWT presentation bound to this consent (every call is checked and logged)",
 )
-def release(
+async def release(
     consent_id: str,
     consent: ConsentDep,
     nonce: Annotated[
@@ -126,9 +126,8 @@ def release(
     ] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    client = consent.clients.authenticate(authorization)
     wanted = [c for c in claims.split(",") if c] if claims else None
-    out = consent.releaser.release(client, consent_id, nonce=nonce, items=wanted)
+    out = await consent.releaser.release_async(authorization, consent_id, nonce=nonce, items=wanted)
     body = {
         "sub": out.sub,
         "consent_id": out.consent_id,

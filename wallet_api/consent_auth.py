@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Engine, Row, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kernel.errors import ImiError, MalformedInput, NotFound, Unauthenticated
@@ -48,6 +48,11 @@ MAX_KEYS: Final = 5
 _CLIENT = ConsentClient.__table__  # type: ignore[attr-defined]
 _TOKEN = ConsentAccessToken.__table__  # type: ignore[attr-defined]
 _JTI = ConsentClientAssertion.__table__  # type: ignore[attr-defined]
+_TOKEN_LOOKUP = (
+    select(_TOKEN.c.client_id, _TOKEN.c.expires_at, _CLIENT.c.disabled_at)
+    .join(_CLIENT, _CLIENT.c.id == _TOKEN.c.client_id)
+    .where(_TOKEN.c.token_hash == bindparam("token_hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -242,18 +247,19 @@ class ClientRegistry:
     # -- access tokens -------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> str:
         """The client id behind ``Authorization: Bearer <access token>`` (one indexed read)."""
+        with self._engine.connect() as conn:
+            return self.authenticate_in(conn, authorization, int(self._clock()))
+
+    @staticmethod
+    def authenticate_in(conn: Connection, authorization: str | None, now: int) -> str:
+        """The same, inside the caller's transaction (the release path checks the token in its own)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("Send 'Authorization: Bearer <access token>'.", slug="client-token-missing")
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(_TOKEN.c.client_id, _TOKEN.c.expires_at, _CLIENT.c.disabled_at)
-                .join(_CLIENT, _CLIENT.c.id == _TOKEN.c.client_id)
-                .where(_TOKEN.c.token_hash == _digest(token[:200]))
-            ).first()
+        row = conn.execute(_TOKEN_LOOKUP, {"token_hash": _digest(token[:200])}).first()
         if row is None or row.disabled_at is not None:
             raise Unauthenticated("The access token is not valid.", slug="client-token-invalid")
-        if row.expires_at <= self._clock():
+        if row.expires_at <= now:
             raise Unauthenticated("The access token has expired.", slug="client-token-expired")
         return str(row.client_id)

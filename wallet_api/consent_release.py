@@ -1,24 +1,25 @@
 """Data release (the hot path): the granted claims as an SD-JWT presentation bound to the consent.
 
 ``GET /consent/consents/{id}/data?nonce=N`` answers with the citizen's credential presented with exactly the
-granted disclosures (RFC 9901 section 4 / 7) and a Key Binding JWT signed with the citizen's holder key:
+granted disclosures (RFC 9901 sections 4 and 7) and a Key Binding JWT signed with the citizen's holder key:
 ``aud = imi-client:<client id>`` and ``nonce = <consent id>.<version>.<N>`` (``consent_rules.kb_nonce``), so the
 third party checks with ``verifier.core.verify_presentation(expected_audience=..., expected_nonce=...)`` that the
 data comes from the issuer, is bound to this consent version, and answers its own fresh ``N``.
 
-One write transaction per release, and nothing in front of it: the consent row is read under lock (SQLite
-``BEGIN IMMEDIATE``, PostgreSQL ``FOR UPDATE``), so a withdrawal committed before is seen by the very next
-request. In that transaction: the state (only ``given``), the end of validity (``expired`` is recorded), an
-erased data space (``revoked`` is recorded), the purpose's registry entry (suspended purposes release nothing),
-the items asked for (only granted ones), the frequency window (the stricter of the consent's and the purpose's
-current limit); then the presentation is signed, the ``released`` event is chained and anchored
-(``data.released``, committing to ``SHA-256(presentation)``), and a one-time consent becomes ``consumed``.
+Each release is one job of the group committer (``consent_batch``): inside the write transaction, nothing in
+front of it, the access token is checked, the consent row is read under lock (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL ``FOR UPDATE``), so a withdrawal committed before is seen by the very next request. Then: the state
+(only ``given``), the end of validity (``expired`` is recorded), an erased data space (``revoked`` is recorded),
+the purpose's registry entry (a suspended purpose releases nothing), the items asked for (only granted ones), the
+frequency window (the stricter of the consent's and the purpose's current limit); then the KB-JWT is signed, the
+``released`` event is chained and anchored (``data.released``, committing to ``SHA-256(presentation)``), and a
+one-time consent becomes ``consumed``. The answer leaves only after the commit.
 
 What *is* cached, per (consent, version): the parsed credential, the holder key and the SD-JWT part of the
-presentation (the issuer JWT plus the granted disclosures) with its ``sd_hash``. A version never changes, so the
-cache never decides anything: it only saves two vault reads and an SD-JWT walk per release. Errors: those of
-``consent_rules`` (``consent-paused``, ``consent-withdrawn``, ``consent-expired``, ``consent-frequency-exceeded``,
-``consent-item-not-granted``, ...), plus ``Forbidden(purpose-suspended)``, ``Conflict(credential-unavailable)``.
+presentation (issuer JWT plus the granted disclosures) with its ``sd_hash``. A version never changes, so the cache
+decides nothing; it saves two vault reads per release. Errors: those of ``consent_rules`` (``consent-paused``,
+``consent-withdrawn``, ``consent-expired``, ``consent-frequency-exceeded``, ``consent-item-not-granted``, ...),
+``consent_auth`` (``client-token-*``), plus ``Forbidden(purpose-suspended)``, ``Conflict(credential-unavailable)``.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
+from starlette.concurrency import run_in_threadpool
 
 from kernel.errors import Conflict, Forbidden, ImiError, NotFound
 from kernel.jose import PrivateKey, sign_jws
 from kernel.keystore import KeyPair
 from kernel.sdjwt import KB_JWT_TYP, present, sd_hash
 from wallet_api import consent_store as store
+from wallet_api.consent_batch import GroupCommitter
 from wallet_api.consent_rules import (
     LIVE,
     ConsentState,
@@ -59,14 +62,17 @@ from wallet_api.tables import Citizen
 _C = store.CONSENT.c
 _P = ConsentPurpose.__table__  # type: ignore[attr-defined]
 _Z = Citizen.__table__  # type: ignore[attr-defined]
-_ROW = select(
-    _C.id, _C.client_id, _C.citizen_id, _C.subject, _C.state, _C.version, _C.terms, _C.granted,
-    _C.credential_item, _C.valid_until, _C.request_expires_at, _C.frequency_count, _C.window_start,
-    _C.window_count, _C.releases, _C.event_seq, _C.chain_head,
-    _P.c.active.label("purpose_active"), _P.c.max_frequency_count, _P.c.max_frequency_period,
-    _P.c.max_retention_days, _Z.c.status.label("citizen_status"),
-).select_from(
-    store.CONSENT.outerjoin(_P, _P.c.term == _C.purpose).outerjoin(_Z, _Z.c.id == _C.citizen_id)
+_ROW = (
+    select(
+        _C.id, _C.client_id, _C.citizen_id, _C.subject, _C.state, _C.version, _C.terms, _C.granted,
+        _C.credential_item, _C.valid_until, _C.request_expires_at, _C.frequency_count, _C.window_start,
+        _C.window_count, _C.releases, _C.event_seq, _C.chain_head,
+        _P.c.active.label("purpose_active"), _P.c.max_frequency_count, _P.c.max_frequency_period,
+        _P.c.max_retention_days, _Z.c.status.label("citizen_status"),
+    )
+    .select_from(store.CONSENT.outerjoin(_P, _P.c.term == _C.purpose).outerjoin(_Z, _Z.c.id == _C.citizen_id))
+    .where(_C.id == bindparam("consent_id"))
+    .with_for_update(of=store.CONSENT)
 )  # fmt: skip
 
 
@@ -85,7 +91,7 @@ class Prepared:
     period: Period
 
     def present(self, items: tuple[str, ...], *, aud: str, nonce: str, iat: int) -> str:
-        """``<issuer JWT>~<granted disclosures>~<KB-JWT>``, the same bytes ``kernel.sdjwt.present`` makes."""
+        """``<issuer JWT>~<disclosures>~<KB-JWT>``, the same bytes ``kernel.sdjwt.present`` makes."""
         if items == self.granted:
             sd_jwt, digest = self.sd_jwt, self.sd_hash
         else:
@@ -109,7 +115,19 @@ class Release:
 
 
 @dataclass(frozen=True)
+class _Job:
+    authorization: str | None
+    consent_id: str
+    nonce: str
+    items: tuple[str, ...] | None
+    key: KeyPair
+
+
+@dataclass(frozen=True)
 class _Missing:
+    """The cache has no entry for this consent version: prepare it outside the transaction, then retry."""
+
+    consent_id: str
     version: int
     citizen_id: str
     credential_item: str
@@ -123,37 +141,53 @@ class Releaser:
         self._cache: dict[tuple[str, int], Prepared] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._committer: GroupCommitter[_Job, Release | _Missing] = GroupCommitter(core.writer, self._run)
 
     def release(
-        self, client_id: str, consent_id: str, *, nonce: str, items: Collection[str] | None
+        self, authorization: str | None, consent_id: str, *, nonce: str, items: Collection[str] | None = None
     ) -> Release:
-        """Release the granted claims of ``consent_id`` to ``client_id`` (see the module docstring)."""
-        key = self._core.keys.active()
+        """Release the granted claims of ``consent_id`` to the client behind ``authorization`` (blocking)."""
+        job = _Job(
+            authorization, consent_id[:64], nonce, tuple(items) if items else None, self._core.keys.active()
+        )
         for _ in range(3):
-            outcome = self._attempt(client_id, consent_id, nonce, items, key)
-            if not isinstance(outcome, _Missing):
+            outcome = self._committer.run(job)
+            if isinstance(outcome, Release):
                 return outcome
-            self._prepare(consent_id, outcome)
-        raise Conflict("The consent changed while it was being read; retry.", slug="consent-busy")
+            self._prepare(outcome)
+        raise Conflict("The consent keeps changing; retry.", slug="consent-busy")
 
-    def _attempt(
-        self, client_id: str, consent_id: str, nonce: str, items: Collection[str] | None, key: KeyPair
-    ) -> Release | _Missing:
-        now = self._core.now()
-        with self._core.writer.begin() as conn:
-            query = _ROW.where(_C.id == consent_id[:64]).with_for_update(of=store.CONSENT)
-            row: Row[Any] | None = conn.execute(query).first()  # type: ignore[assignment]
-            if row is None or row.client_id != client_id:
-                raise NotFound("No such consent.", slug="consent-not-found")
-            late = self._refusal(conn, row, key, now)
-            if late is None:
-                prepared = self._cache.get((row.id, row.version))
-                if prepared is None:
-                    granted = tuple(json.loads(row.granted))
-                    return _Missing(row.version, row.citizen_id, row.credential_item, granted, row.terms)
-                return self._release_in(conn, row, prepared, nonce=nonce, items=items, key=key, now=now)
-        assert late is not None  # every path without a refusal returned inside the transaction
-        raise late  # after the commit: a recorded expiry or revocation stays
+    async def release_async(
+        self, authorization: str | None, consent_id: str, *, nonce: str, items: Collection[str] | None = None
+    ) -> Release:
+        """The same, awaiting the commit on the event loop instead of holding a thread."""
+        key = self._core.keys.peek()
+        if key is None:
+            key = await run_in_threadpool(self._core.keys.active)
+        job = _Job(authorization, consent_id[:64], nonce, tuple(items) if items else None, key)
+        for _ in range(3):
+            outcome = await self._committer.run_async(job)
+            if isinstance(outcome, Release):
+                return outcome
+            await run_in_threadpool(self._prepare, outcome)
+        raise Conflict("The consent keeps changing; retry.", slug="consent-busy")
+
+    def _run(self, conn: Connection, job: _Job) -> Release | _Missing:
+        """One release inside the committer's transaction (refusals raise before writing, except recorded ones)."""
+        core = self._core
+        now = core.now()
+        client_id = core.clients.authenticate_in(conn, job.authorization, now)
+        row: Row[Any] | None = conn.execute(_ROW, {"consent_id": job.consent_id}).first()  # type: ignore[assignment]
+        if row is None or row.client_id != client_id:
+            raise NotFound("No such consent.", slug="consent-not-found")
+        refusal = self._refusal(conn, row, job.key, now)
+        if refusal is not None:
+            raise refusal
+        prepared = self._cache.get((row.id, row.version))
+        if prepared is None:
+            granted = tuple(json.loads(row.granted))
+            return _Missing(row.id, row.version, row.citizen_id, row.credential_item, granted, row.terms)
+        return self._release_in(conn, row, prepared, job, now)
 
     def _refusal(self, conn: Connection, row: Row[Any], key: KeyPair, now: int) -> ImiError | None:
         state = ConsentState(row.state)
@@ -173,42 +207,30 @@ class Releaser:
         return refusal
 
     def _release_in(
-        self, conn: Connection, row: Row[Any], prepared: Prepared, *, nonce: str, items: Collection[str] | None,
-        key: KeyPair, now: int,
-    ) -> Release:  # fmt: skip
-        chosen = check_items_granted(prepared.granted, items)
+        self, conn: Connection, row: Row[Any], prepared: Prepared, job: _Job, now: int
+    ) -> Release:
+        chosen = check_items_granted(prepared.granted, job.items)
         purpose_limit = Frequency(row.max_frequency_count, Period(row.max_frequency_period))
         limit = effective_frequency(Frequency(row.frequency_count, prepared.period), purpose_limit)
         window = take_release(Window(row.window_start, row.window_count), limit, now)
-        aud, bound = client_audience(row.client_id), kb_nonce(row.id, row.version, nonce)
-        presentation = prepared.present(chosen, aud=aud, nonce=bound, iat=now)
-        chain = store.Chain.of(row)
-        detail = {"items": list(chosen), "nonce": nonce, "presentation_sha256": _hex(presentation)}
+        aud, nonce = client_audience(row.client_id), kb_nonce(row.id, row.version, job.nonce)
+        presentation = prepared.present(chosen, aud=aud, nonce=nonce, iat=now)
+        chain, rng = store.Chain.of(row), self._core.rng
+        detail = {"items": list(chosen), "nonce": job.nonce, "presentation_sha256": _hex(presentation)}
         store.record(
-            conn,
-            chain,
-            EventKind.RELEASED,
-            actor=f"client:{row.client_id}",
-            at=now,
-            detail=detail,
-            rng=self._core.rng,
+            conn, chain, EventKind.RELEASED, actor=f"client:{row.client_id}", at=now, detail=detail, rng=rng
         )
-        values: dict[str, Any] = {
-            "window_start": window.start,
-            "window_count": window.count,
-            "releases": row.releases + 1,
-        }
+        values: dict[str, Any] = {"window_start": window.start, "window_count": window.count}
         if prepared.one_time:
-            event = store.record(
-                conn, chain, EventKind.CONSUMED, actor="system", at=now, detail={}, rng=self._core.rng
-            )
+            event = store.record(conn, chain, EventKind.CONSUMED, actor="system", at=now, detail={}, rng=rng)
             values["state"] = ConsentState.CONSUMED.value
-            self._core.notify(conn, row, event, ConsentState.CONSUMED, key=key, subject=row.subject)
-        store.save(conn, row.id, chain, updated_at=now, **values)
+            self._core.notify(conn, row, event, ConsentState.CONSUMED, key=job.key, subject=row.subject)
+        store.save(conn, row.id, chain, releases=row.releases + 1, updated_at=now, **values)
         retention = min(prepared.retention_days, row.max_retention_days)
         return Release(row.subject, row.id, row.version, presentation, chosen, now, now + retention * 86_400)
 
-    def _prepare(self, consent_id: str, missing: _Missing) -> None:
+    def _prepare(self, missing: _Missing) -> None:
+        """Load the credential and holder key of one consent version from the vault into the cache."""
         vault = self._core.vault
         try:
             item = vault.get(missing.citizen_id, missing.credential_item, "credential")
@@ -219,8 +241,9 @@ class Releaser:
             ) from None
         holder = serialization.load_der_private_key(base64.b64decode(pkcs8), password=None)
         assert isinstance(holder, PrivateKey)
-        disclose = [(SUBJECT, claim_name(k)) for k in missing.granted]
-        sd_jwt = present(item["credential"], disclose=disclose, holder_key=None)
+        sd_jwt = present(
+            item["credential"], disclose=[(SUBJECT, claim_name(k)) for k in missing.granted], holder_key=None
+        )
         terms = Terms.from_json(json.loads(missing.terms))
         receipt = item.get("receipt")
         prepared = Prepared(
@@ -232,7 +255,7 @@ class Releaser:
             if len(self._cache) >= self._cache_size:
                 for stale in list(self._cache)[: self._cache_size // 2]:
                     self._cache.pop(stale, None)
-            self._cache[(consent_id, missing.version)] = prepared
+            self._cache[(missing.consent_id, missing.version)] = prepared
 
 
 def _hex(text: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from kernel.db import is_sqlite, writer
 from ledger.commitment import commitment, encode_leaf
@@ -34,6 +34,12 @@ from wallet_api.consent_tables import Consent, ConsentEvent
 CONSENT = Consent.__table__  # type: ignore[attr-defined]
 EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]
 _LOG = LogEntry.__table__  # type: ignore[attr-defined]
+# Built once: a statement object reused with parameters skips SQLAlchemy's per-call construction and cache-key work.
+_INSERT_LOG = insert(_LOG).returning(_LOG.c.seq)
+_INSERT_EVENT = insert(EVENT).returning(EVENT.c.id)
+_UPDATE_CONSENT = update(CONSENT).where(CONSENT.c.id == bindparam("b_consent_id"))
+_LOAD = select(CONSENT).where(CONSENT.c.id == bindparam("consent_id"))
+_LOAD_LOCKED = _LOAD.with_for_update()
 Rng = Callable[[int], bytes]
 
 
@@ -83,15 +89,12 @@ def anchor(conn: Connection, event_type: str, object_hash: bytes, *, rng: Rng, a
     """Append a commitment to the log inside ``conn``'s transaction (as ``LogService.append`` does on its own)."""
     salt = rng(32)
     digest = commitment(event_type, salt, object_hash)
-    seq = conn.execute(
-        insert(_LOG)
-        .values(
-            event_type=event_type,
-            leaf_input=encode_leaf(event_type, digest),
-            created_at=datetime.fromtimestamp(at, UTC),
-        )
-        .returning(_LOG.c.seq)
-    ).scalar_one()
+    values = {
+        "event_type": event_type,
+        "leaf_input": encode_leaf(event_type, digest),
+        "created_at": datetime.fromtimestamp(at, UTC),
+    }
+    seq = conn.execute(_INSERT_LOG, values).scalar_one()
     return PendingAppend(int(seq), event_type, salt, object_hash, digest)
 
 
@@ -114,38 +117,34 @@ def record(
     digest = link(chain.head, body)
     obj = object_hash if object_hash is not None else bytes.fromhex(digest)
     pending = anchor(conn, LOG_EVENT_TYPE[kind], obj, rng=rng, at=at)
-    event_id = conn.execute(
-        insert(EVENT)
-        .values(
-            consent_id=chain.consent_id,
-            seq=seq,
-            version=chain.version,
-            kind=kind.value,
-            actor=actor[:200],
-            at=at,
-            detail=json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
-            prev_hash=chain.head,
-            hash=digest,
-            log_seq=pending.seq,
-            log_event_type=pending.event_type,
-            salt=pending.salt.hex(),
-            object_hash=obj.hex(),
-            notified=False,
-        )
-        .returning(EVENT.c.id)
-    ).scalar_one()
+    values = {
+        "consent_id": chain.consent_id,
+        "seq": seq,
+        "version": chain.version,
+        "kind": kind.value,
+        "actor": actor[:200],
+        "at": at,
+        "detail": json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
+        "prev_hash": chain.head,
+        "hash": digest,
+        "log_seq": pending.seq,
+        "log_event_type": pending.event_type,
+        "salt": pending.salt.hex(),
+        "object_hash": obj.hex(),
+        "notified": False,
+    }
+    event_id = conn.execute(_INSERT_EVENT, values).scalar_one()
     chain.seq, chain.head = seq, digest
     return Recorded(int(event_id), seq, digest, kind, at, chain.version, pending)
 
 
 def load(conn: Connection, consent_id: str, *, lock: bool) -> Row[Any] | None:
     """The consent row; ``lock`` takes its row lock on PostgreSQL (SQLite already holds the database lock)."""
-    query = select(CONSENT).where(CONSENT.c.id == consent_id[:64])
-    return conn.execute(query.with_for_update() if lock else query).first()
+    return conn.execute(_LOAD_LOCKED if lock else _LOAD, {"consent_id": consent_id[:64]}).first()
 
 
 def save(conn: Connection, consent_id: str, chain: Chain, **values: Any) -> None:  # noqa: ANN401
-    conn.execute(update(CONSENT).where(CONSENT.c.id == consent_id).values(**chain.columns(), **values))
+    conn.execute(_UPDATE_CONSENT, {"b_consent_id": consent_id, **chain.columns(), **values})
 
 
 def pending_of(event: Row[Any]) -> PendingAppend:

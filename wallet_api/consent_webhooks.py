@@ -59,6 +59,11 @@ class ServiceKeys:
                 self._cached = (self._clock(), self._keystore.active(KEY_PURPOSE, KeyAlg.ES256))
             return self._cached[1]
 
+    def peek(self) -> KeyPair | None:
+        """The active key if it is cached and fresh, without touching the database (for the event loop)."""
+        cached = self._cached
+        return cached[1] if cached is not None and self._clock() - cached[0] <= self._ttl else None
+
     def jwks(self) -> dict[str, Any]:
         """Every key ever used for signing (retired ones verify what they signed): an RFC 7517 JWK Set."""
         self.active()

@@ -22,14 +22,14 @@ from kernel.did import DidResolver
 from kernel.errors import MalformedInput, NotFound
 from kernel.jose import PrivateKey, decode_jws_unverified, sign_jws
 from kernel.keystore import KeyAlg, KeyStore
+from kernel.passkeys import PasskeyService
 from kernel.qr import png_data_url, qr_png, qr_svg, qr_version
 from kernel.qr_payload import encode_compact, encode_reference
 from kernel.sdjwt import parse_sd_jwt, present
 from kernel.sealing import seal, unseal
+from kernel.sessions import SessionService
 from ledger.commitment import EventType
 from ledger.service import LogService
-from wallet_api.passkeys import PasskeyService
-from wallet_api.sessions import SessionService
 from wallet_api.tables import PresentationRef
 from wallet_api.vault import Vault
 from wallet_api.vci_client import parse_offer, redeem
@@ -114,7 +114,7 @@ class WalletService:
         return citizen_id, self.sessions.create(citizen_id)
 
     def _citizen_of_passkey(self, passkey_id: str) -> str:
-        from wallet_api.auth_tables import Passkey
+        from kernel.auth_tables import Passkey
 
         with Session(self._engine, expire_on_commit=False) as s:
             row = s.get(Passkey, passkey_id)

@@ -181,7 +181,7 @@ def test_replayed_code_is_refused(client: TestClient, officer: dict[str, str], p
         {"type": "openid_credential", "credential_configuration_id": PERSON_SD}
     ]
     replay = token_request(client, pre_authorized_code(offer), offer["tx_code"])
-    assert replay.status_code == 409
+    assert replay.status_code == 400  # RFC 6749 section 5.2: invalid_grant is a 400
     assert problem_slug(replay) == "code-used"
     assert replay.json()["error"] == "invalid_grant"
 
@@ -363,7 +363,7 @@ def test_an_access_token_gets_one_credential(
         == 200
     )
     again = credential_request(client, token, PERSON_SD, [key_proof(holder_key, nonce=c_nonce(client))])
-    assert again.status_code == 409
+    assert again.status_code == 401  # RFC 6750 section 3.1: invalid_token is a 401
     assert problem_slug(again) == "token-used"
     assert again.json()["error"] == "invalid_token"
 

@@ -282,7 +282,7 @@ def test_allocation_spreads_over_the_whole_list() -> None:
     assert all(400 < count < 600 for count in quarters), quarters
 
 
-@given(st.sets(st.integers(0, 63), max_size=63), st.randoms(use_true_random=False))
+@given(st.sets(st.integers(0, 63), max_size=63), st.randoms(use_true_random=True))
 def test_allocation_never_returns_a_taken_index(taken: set[int], rnd: random.Random) -> None:
     index = allocate_index(64, taken.__contains__, rng=rnd.randrange, max_attempts=10_000)
     assert 0 <= index < 64

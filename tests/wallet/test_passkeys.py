@@ -16,12 +16,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from imi.migrate import upgrade
+from kernel.auth_tables import Passkey, WalletSession
 from kernel.db import make_engine
 from kernel.errors import Conflict, ImiError, MalformedInput, NotFound, Unauthenticated, VerificationFailed
+from kernel.passkeys import CEREMONY_TTL, PasskeyInfo, PasskeyService
+from kernel.sessions import SessionService
 from tests.wallet.soft_authenticator import InvalidStateError, SoftAuthenticator, unb64url
-from wallet_api.auth_tables import Passkey, WalletSession
-from wallet_api.passkeys import CEREMONY_TTL, PasskeyInfo, PasskeyService
-from wallet_api.sessions import SessionService
 
 RP_ID = "wallet.imi.test"
 ORIGIN = "https://wallet.imi.test"

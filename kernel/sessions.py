@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, delete, update
 from sqlmodel import Session, col
 
+from kernel.auth_tables import WalletSession
 from kernel.db import writer
 from kernel.errors import Unauthenticated
-from wallet_api.auth_tables import WalletSession
 
 TOKEN_PREFIX = "imiw_"  # noqa: S105 - a prefix that secret scanners can match, not a secret
 DEFAULT_TTL = timedelta(minutes=15)

@@ -48,9 +48,9 @@ from webauthn.helpers.structs import (
 )
 from webauthn.registration.verify_registration_response import VerifiedRegistration
 
+from kernel.auth_tables import Passkey, WebauthnCeremony
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, Unauthenticated, VerificationFailed
-from wallet_api.auth_tables import Passkey, WebauthnCeremony
 
 CEREMONY_TTL = timedelta(minutes=5)
 ALGORITHMS = [COSEAlgorithmIdentifier.ECDSA_SHA_256, COSEAlgorithmIdentifier.EDDSA]
