@@ -119,19 +119,48 @@ class LogService:
         )
 
     def wait_receipts(self, pending: Sequence[PendingAppend], *, timeout: float = 10.0) -> list[Receipt]:
-        """Block until every item is integrated (integrating ourselves if need be); ``InfrastructureFailure`` on timeout."""
+        """Block until every item is integrated (integrating ourselves if need be), then build all receipts
+        against one checkpoint. ``InfrastructureFailure`` on timeout."""
         deadline = time.monotonic() + timeout
-        out: list[Receipt] = []
-        for p in pending:
-            while (r := self.receipt(p)) is None:
-                if time.monotonic() > deadline:
-                    raise InfrastructureFailure(
-                        "The log did not integrate the entry in time.", slug="log-timeout"
-                    )
-                if self.integrate_now() == 0 and self.receipt(p) is None:
-                    time.sleep(0.02)
-            out.append(r)
-        return out
+        while True:
+            indexes = self._indexes([p.seq for p in pending])
+            if all(i is not None for i in indexes):
+                break
+            if time.monotonic() > deadline:
+                raise InfrastructureFailure(
+                    "The log did not integrate the entry in time.", slug="log-timeout"
+                )
+            if self.integrate_now() == 0:
+                time.sleep(0.01)
+        latest = self.latest()
+        return [
+            Receipt(
+                origin=self.origin,
+                index=idx,
+                event_type=p.event_type,
+                salt=p.salt.hex(),
+                object_hash=p.object_hash.hex(),
+                commitment=p.commitment.hex(),
+                tree_size=latest.size,
+                inclusion_proof=[h.hex() for h in self._proof(idx, latest.size)],
+                checkpoint=latest.note,
+            )
+            for p, idx in zip(pending, indexes, strict=True)
+            if idx is not None
+        ]
+
+    def _indexes(self, seqs: Sequence[int]) -> list[int | None]:
+        found: dict[int, int | None] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start : start + 500]
+                rows = conn.execute(select(_ENTRY.c.seq, _ENTRY.c.idx).where(_ENTRY.c.seq.in_(chunk))).all()
+                found.update({r.seq: r.idx for r in rows})
+        return [found.get(s) for s in seqs]
+
+    def _proof(self, index: int, tree_size: int) -> list[bytes]:
+        plan = merkle.inclusion_plan(index, tree_size)
+        return merkle.materialize(plan, self._reader.nodes(n for e in plan for n in e))
 
     # -- reading -------------------------------------------------------------------------------------------
     def latest(self) -> LatestCheckpoint:
