@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -136,6 +137,9 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync endpoints run in worker threads; a verifier may wait on an HTTP fetch from its own process (the
+        # issuer's status list), so leave plenty of threads for the request that answers it.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 200
         loop = SequencerLoop(services.log, settings.log_batch_interval) if run_sequencer else None
         if loop:
             loop.start()

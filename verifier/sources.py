@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
@@ -16,13 +17,30 @@ from verifier.policy import IssuerKeys
 
 
 class DidKeys:
-    """``IssuerKeys`` over a DID resolver (did:web over HTTP, or a static set from an offline bundle)."""
+    """``IssuerKeys`` over a DID resolver (did:web over HTTP, or a static set from an offline bundle).
 
-    def __init__(self, resolver: DidResolver) -> None:
+    Resolved keys are kept ``ttl`` seconds: parsing a DID document for every scan would cost more than the
+    signature check; a key removed from a DID document stops verifying within ``ttl``.
+    """
+
+    def __init__(
+        self, resolver: DidResolver, *, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._resolver = resolver
+        self._ttl = ttl
+        self._clock = clock
+        self._keys: dict[str, tuple[float, PublicKey]] = {}
 
     def key_for(self, kid: str) -> PublicKey:
-        return resolve_key(kid, self._resolver, purpose="assertionMethod")
+        now = self._clock()
+        hit = self._keys.get(kid)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        key = resolve_key(kid, self._resolver, purpose="assertionMethod")
+        if len(self._keys) > 1024:
+            self._keys.clear()
+        self._keys[kid] = (now, key)
+        return key
 
 
 class ListStatusSource:
