@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PG_URL ?= postgresql://root@127.0.0.1:5432/test
 
-.PHONY: install run demo serve test lint typecheck test-sqlite test-postgres postgres bench clean
+.PHONY: install run demo serve test lint typecheck test-sqlite test-postgres postgres browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,7 +42,10 @@ test-sqlite: install
 test-postgres: install postgres
 	IMI_TEST_DATABASE_URL=$(PG_URL) $(BIN)/pytest
 
-test: lint typecheck test-sqlite test-postgres  ## everything CI runs
+browser:  ## Debian's Chromium (and CJK fonts for the screenshots) for the page tests in tests/pages
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+
+test: browser lint typecheck test-sqlite test-postgres  ## everything CI runs
 
 bench: install postgres
 	bench/run

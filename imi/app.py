@@ -23,6 +23,7 @@ from issuer.api_oid4vci import router as oid4vci_router
 from issuer.api_staff import router as staff_router
 from issuer.api_vc import router as vc_api_router
 from issuer.oid4vci import Oid4vciService
+from issuer.pages import router as counter_pages
 from issuer.service import IssuerService
 from kernel import problems
 from kernel.db import make_engine, ping
@@ -32,6 +33,7 @@ from kernel.passkeys import PasskeyService
 from kernel.sealing import derive_key, load_master_key
 from kernel.sessions import SessionService
 from kernel.settings import Settings
+from kernel.web_static import mount_static
 from ledger.api import router as log_router
 from ledger.note import NoteSigner, WitnessVerifier
 from ledger.sequencer import Sequencer
@@ -41,8 +43,10 @@ from verifier.api import VerifierIdentity
 from verifier.api import router as verifier_router
 from verifier.api_vc import router as verifier_vc_router
 from verifier.fetch import CachingFetcher, DidWebResolver, HttpFetcher
+from verifier.pages import router as kiosk_pages
 from verifier.service import VerifierService
 from wallet_api.api import router as wallet_router
+from wallet_api.pages import router as wallet_pages
 from wallet_api.service import WalletService
 from wallet_api.vault import Vault
 
@@ -185,11 +189,15 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     if "issuer" in settings.parties:
         app.include_router(issuer_router)
         app.include_router(staff_router)
+        app.include_router(counter_pages)
         app.include_router(oid4vci_router)
         app.include_router(vc_api_router)
     if "verifier" in settings.parties:
         app.include_router(verifier_router)
         app.include_router(verifier_vc_router)
+        app.include_router(kiosk_pages)
     if "wallet" in settings.parties:
         app.include_router(wallet_router)
+        app.include_router(wallet_pages)
+    mount_static(app)
     return app

@@ -22,7 +22,7 @@ from kernel.did import DidResolver
 from kernel.errors import MalformedInput, NotFound
 from kernel.jose import PrivateKey, decode_jws_unverified, sign_jws
 from kernel.keystore import KeyAlg, KeyStore
-from kernel.passkeys import PasskeyService
+from kernel.passkeys import PasskeyInfo, PasskeyService
 from kernel.qr import png_data_url, qr_png, qr_svg, qr_version
 from kernel.qr_payload import encode_compact, encode_reference
 from kernel.sdjwt import parse_sd_jwt, present
@@ -289,10 +289,7 @@ class WalletService:
             "exported_at": int(self._clock()),
             "credentials": [{"id": i, **c} for i, c in self.vault.items(citizen_id, "credential")],
             "history": self.history(citizen_id),
-            "passkeys": [
-                p.__dict__ | {"created_at": str(p.created_at)}
-                for p in self.passkeys.list_passkeys(citizen_id)
-            ],
+            "passkeys": [_passkey_json(p) for p in self.passkeys.list_passkeys(citizen_id)],
         }
 
     def erase(self, citizen_id: str) -> dict[str, Any]:
@@ -315,6 +312,16 @@ class WalletService:
         self.sessions.revoke_all(citizen_id)
         receipt = self._log.wait_receipts([pending])[0]
         return {"statement": statement, "receipt": receipt.model_dump(), "verification_key": key.public_jwk}
+
+
+def _passkey_json(info: PasskeyInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "label": info.label,
+        "transports": list(info.transports),
+        "created_at": info.created_at.isoformat(),
+        "last_used_at": info.last_used_at.isoformat() if info.last_used_at else None,
+    }
 
 
 def _pkcs8(key: ec.EllipticCurvePrivateKey) -> str:

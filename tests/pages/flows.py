@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session, select
 
 from issuer.tables import IssuedCredential
-from kernel.i18n import messages
+from kernel.i18n import messages, translate
 from tests.pages.a11y import assert_accessible
 from tests.pages.kit import authenticator, img_png, passkeys, read_qr, shoot, show_to_camera
 from tests.pages.live import LiveServer
@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 RESIDENT_ID = "11010519491231002X"  # GB 11643-1999 Appendix A example: born 1949-12-31, female
 
 
-def tr(lang: str, key: str) -> str:
-    return messages(lang)[key]
+def tr(lang: str, key: str, **values: object) -> str:
+    """The text a page shows for ``key`` (failing on a missing key, unlike the pages' fallback)."""
+    assert key in messages(lang), key
+    return translate(lang, key, **values)
 
 
 @dataclass
@@ -135,13 +137,16 @@ def expect_outcome(page: Page, box: str, *, verified: bool, shows: tuple[str, ..
         expect(outcome).to_contain_text(text)
 
 
-def wallet_show_qr(wallet: Page, lang: str, claims: tuple[str, ...] = ("name",)) -> tuple[bytes, str]:
-    """Choose what to disclose on the first credential and show its QR; returns (png, text)."""
+def wallet_show_qr(
+    wallet: Page, lang: str, claims: tuple[str, ...] = ("name",), form: str = "compact"
+) -> tuple[bytes, str]:
+    """Choose what to disclose on the first credential and the kind of code, show its QR; (png, text)."""
     wallet_tab(wallet, lang, "wallet.tab.creds")
     card = wallet.locator("article.cred").first
     for box in card.locator("input[type=checkbox]").all():
         value = str(box.get_attribute("value"))
         box.set_checked(value in claims)
+    card.get_by_label(tr(lang, "wallet.qr.form")).select_option(form)
     previous = wallet.locator("#qr-img").get_attribute("data-text")
     card.get_by_role("button", name=tr(lang, "wallet.qr.show")).click()
     expect(wallet.locator("#qr-box")).to_be_visible()

@@ -31,7 +31,7 @@ def test_enrolment_without_user_verification_is_refused(
     expect(status).to_have_attribute("data-kind", "bad")
     refusals = {tr("zh-CN", "passkey.not-allowed"), tr("zh-CN", "problem.user-verification-required")}
     assert status.inner_text().strip() in refusals
-    shoot(wallet, "12-wallet-passkey-refused-zh")
+    shoot(wallet, "20-wallet-passkey-refused-zh")
     expect(wallet.locator("#home")).to_be_hidden()
     assert wallet.request.get("/wallet/me/credentials").status == 401  # no session cookie was set
 

@@ -47,9 +47,14 @@ const IMIConsents = (() => {
         el("label", { for: id }, name(item.key), " ", el("span", { class: "tag", text: tag }))));
       if (item.sensitive && mode === "grant") {
         const sid = id + "-sensitive";
-        box.append(el("div", { class: "choice sensitive" },
-          el("input", { type: "checkbox", id: sid, value: item.key, "data-role": "sensitive" }),
-          el("label", { for: sid, text: t("consent.sensitive-confirm", { item: name(item.key) }) })));
+        const toggle = el("input", { type: "checkbox", id: sid, value: item.key, "data-role": "sensitive" });
+        const row = el("div", { class: "choice sensitive", hidden: !input.checked }, toggle,
+          el("label", { for: sid, text: t("consent.sensitive-confirm", { item: name(item.key) }) }));
+        input.addEventListener("change", () => { // the separate toggle only for an item being shared
+          row.hidden = !input.checked;
+          if (!input.checked) toggle.checked = false;
+        });
+        box.append(row);
       }
     }
     return box;

@@ -187,7 +187,7 @@ const IMIWallet = (() => {
     if (window.IMIConsents && IMIConsents.idFrom(text)) return IMIConsents.open(IMIConsents.idFrom(text));
     try {
       const request = await api("POST", "/wallet/me/vp/read", { json: { qr: text } });
-      $("#vp-who").textContent = t("wallet.answer.who", { verifier: request.verifier });
+      $("#vp-who").textContent = t("wallet.answer.who", { verifier: IMI.party(request.verifier) });
       const box = $("#vp-claims");
       box.replaceChildren(box.firstElementChild);
       for (const name of request.claims) {
@@ -244,7 +244,7 @@ const IMIWallet = (() => {
   function describe(entry) {
     const claims = (entry.claims || []).map(claimLabel).join(SEP());
     const key = ["history", entry.kind, entry.channel || entry.form || entry.event].filter(Boolean).join(".");
-    const values = { claims, party: entry.party || entry.client || "", purpose: entry.purpose || "" };
+    const values = { claims, party: IMI.party(entry.party || entry.client || ""), purpose: entry.purpose || "" };
     if (IMI.has(key)) return t(key, values);
     if (IMI.has("history." + entry.kind)) return t("history." + entry.kind, values);
     return t("history.other", { kind: entry.kind || "" });
@@ -258,7 +258,24 @@ const IMIWallet = (() => {
     show($("#history-empty"), !entries.length);
   };
 
-  // -- account: sign out, erase ------------------------------------------------------------------------------
+  // -- account: export, sign out, erase ---------------------------------------------------------------------
+  $("#export").addEventListener("click", async (event) => {
+    event.preventDefault(); // fetched here so that a failure is told, not a silently cancelled download
+    const status = $("#account-status");
+    try {
+      const data = await busy(event.target, () => api("GET", "/wallet/me/export"));
+      const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+      const link = el("a", { href: url, download: "imi-export.json", hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      say(status, t("wallet.account.exported"), "ok");
+    } catch (error) {
+      say(status, problemText(error), "bad");
+    }
+  });
+
   $("#logout").addEventListener("click", async () => {
     await api("POST", "/wallet/logout").catch(() => null);
     signedOut(t("wallet.account.logged-out"), "ok");

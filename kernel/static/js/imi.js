@@ -65,6 +65,13 @@ const IMI = (() => {
     return t("camera.unavailable");
   }
 
+  // A verifier or party as a person can read it: did:web:host%3Aport:path -> host:port/path.
+  function party(id) {
+    const text = String(id || "");
+    if (!text.startsWith("did:web:")) return text;
+    return text.slice(8).split(":").map(decodeURIComponent).join("/");
+  }
+
   const fieldLabel = (name) => (has("field." + name) ? t("field." + name) : String(name));
   const claimLabel = (name) => (has("claim." + name) ? t("claim." + name) : name);
 
@@ -169,5 +176,5 @@ const IMI = (() => {
     }
   }
 
-  return { t, has, lang, api, ApiError, problemText, cameraProblem, claimLabel, claimValue, claimList, time, el, $, $$, show, say, busy, QrScanner };
+  return { t, has, lang, api, ApiError, problemText, cameraProblem, party, claimLabel, claimValue, claimList, time, el, $, $$, show, say, busy, QrScanner };
 })();
