@@ -173,6 +173,15 @@ def _state(issuer: IssuerService, credential_id: str) -> CredentialState:
 
 
 @router.get(
+    "/issuer/checks/{check_id}/credentials",
+    response_model=list[CredentialState],
+    summary="The credentials issued from one check",
+)
+def credentials_of_check(check_id: str, _who: OfficerDep, issuer: IssuerDep) -> list[CredentialState]:
+    return [_state(issuer, row.id) for row in issuer.credentials_of_check(check_id)]
+
+
+@router.get(
     "/issuer/credentials/{credential_id}", response_model=CredentialState, summary="A credential's state"
 )
 def credential_state(credential_id: str, _who: OfficerDep, issuer: IssuerDep) -> CredentialState:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from issuer.credentials import (
     COMPANY_TYPE,
@@ -320,6 +320,16 @@ class IssuerService:
         if row is None:
             raise NotFound("No such credential.", slug="credential-not-found")
         return row
+
+    def credentials_of_check(self, check_id: str) -> list[IssuedCredential]:
+        """Every credential issued from one in-person check (the counter finds them from the check)."""
+        with Session(self._engine, expire_on_commit=False) as s:
+            rows = s.exec(
+                select(IssuedCredential)
+                .where(col(IssuedCredential.check_id) == check_id[:64])
+                .order_by(col(IssuedCredential.issued_at).desc())
+            ).all()
+        return list(rows)
 
     def change_status(
         self, credential_id: str, action: StatusAction, *, actor: str, reason: str = ""

@@ -54,3 +54,22 @@ def test_citizen_session_cannot_act_as_officer(client: TestClient, enrol: Callab
         },
     )
     assert refused.json()["type"] == "urn:imi:problem:not-staff"
+
+
+def test_counter_finds_the_credentials_of_a_check(
+    client: TestClient, token_for: Callable[[Role], dict[str, str]]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kernel.jose import public_jwk_dict
+
+    officer = token_for(Role.OFFICER)
+    check_id = client.post("/issuer/checks", json=person_check(), headers=officer).json()["id"]
+    assert client.get(f"/issuer/checks/{check_id}/credentials", headers=officer).json() == []
+    jwk = public_jwk_dict(ec.generate_private_key(ec.SECP256R1()))
+    issued = client.post(
+        "/issuer/credentials", headers=officer, json={"check_id": check_id, "holder_jwk": jwk}
+    ).json()
+    found = client.get(f"/issuer/checks/{check_id}/credentials", headers=officer).json()
+    assert [c["credential_id"] for c in found] == [issued["credential_id"]]
+    assert client.get(f"/issuer/checks/{check_id}/credentials").status_code == 401
