@@ -1,7 +1,9 @@
 """Consent benchmark: consent-checked data releases per second over HTTP, one uvicorn worker.
 
-Run: ``python -m bench.consent [--quick] [--seconds S] [--clients N] [--consents K] [--json FILE]``. SQLite
-always; PostgreSQL too if it answers (``IMI_BENCH_PG_URL``, a fresh schema per run).
+Run: ``python -m bench.consent [--quick] [--seconds S] [--clients N] [--consents K] [--h11] [--sqlite-only]
+[--json FILE]`` (defaults: 64 connections, 50 consents, 20 s). SQLite always; PostgreSQL too if it answers
+(``IMI_BENCH_PG_URL``, a fresh schema per run). uvicorn picks httptools/uvloop when installed
+(``uvicorn[standard]``); ``--h11`` forces the pure-Python stack.
 
 Set-up (over HTTP against the server, except the citizen's wallet, which runs in this process on the same
 database, as the wallet service would): an admin registers a purpose and a bank (RFC 7523 client), the bank
@@ -15,6 +17,8 @@ consent worker in the same server process while the load runs. Afterwards one re
 
 Baselines in the same run, same server, same connections: ``GET /healthz`` (the framework floor) and
 ``GET /consent/consents/{id}`` (an authenticated read of the same consent: token check + one SELECT + JSON).
+Until the composition root mounts the consent API itself, :func:`make_app` mounts it, before the other parties'
+routers as docs/consent.md recommends, and starts the consent worker.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from bench.common import PG_URL, Result, percentile, print_table, write_json
+from bench.common import Result, percentile, print_table, write_json
 from bench.issue import CHECK, _fresh_pg_schema
 from imi.app import build_services, create_app
 from kernel.accounts import Role, create_token
@@ -57,7 +61,7 @@ def make_app() -> FastAPI:
 
     settings = Settings()
     app = create_app(settings)
-    if not any(getattr(r, "path", "") == "/consent/token" for r in app.routes):
+    if not hasattr(app.state, "consent"):
         services = app.state.services
         master = load_master_key(settings.data_dir, settings.master_key)
         parts = build_consent(
@@ -89,7 +93,7 @@ def _free_port() -> int:
         return port
 
 
-def _start_server(url: str | None, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_server(url: str | None, tmp: Path, port: int, *, h11: bool = False) -> subprocess.Popen[bytes]:
     env = {**os.environ, "IMI_DATA_DIR": str(tmp), "IMI_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     env["IMI_LOG_LEVEL"] = "WARNING"
     if url:
@@ -98,6 +102,8 @@ def _start_server(url: str | None, tmp: Path, port: int) -> subprocess.Popen[byt
         env.pop("IMI_DATABASE_URL", None)
     cmd = [sys.executable, "-m", "uvicorn", "bench.consent:make_app", "--factory", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    if h11:  # uvicorn's pure-Python protocol stack (what a plain `pip install uvicorn` gives)
+        cmd += ["--http", "h11", "--loop", "asyncio"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -198,7 +204,9 @@ class Load:
     sample: bytes = b""
 
 
-async def _connection(port: int, paths: list[str], token: str, deadline: float, load: Load, offset: int) -> None:
+async def _connection(
+    port: int, paths: list[str], token: str, deadline: float, load: Load, offset: int
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     try:
@@ -276,27 +284,42 @@ def _released_leaves(setup: Setup) -> int:
 
     table = LogEntry.__table__  # type: ignore[attr-defined]
     with setup.services.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(table.c.event_type == "data.released")).scalar_one())
+        return int(
+            conn.execute(select(func.count()).where(table.c.event_type == "data.released")).scalar_one()
+        )
 
 
-def bench_releases(label: str, url: str | None, tmp: Path, *, clients: int, seconds: float, consents: int) -> list[Result]:
+@dataclass(frozen=True)
+class Options:
+    clients: int = 64
+    seconds: float = 20.0
+    consents: int = 50
+    h11: bool = False
+
+
+def _measure(port: int, setup: Setup, opts: Options) -> tuple[Load, float, Load, float, Load, float]:
+    data = [f"/consent/consents/{c}/data?nonce=NONCE" for c in setup.consents]
+    reads = [f"/consent/consents/{c}" for c in setup.consents]
+    run_load(port, data, setup.token, clients=opts.clients, seconds=min(2.0, opts.seconds))  # warm-up
+    health = run_load(port, ["/healthz"], setup.token, clients=opts.clients, seconds=opts.seconds)
+    read = run_load(port, reads, setup.token, clients=opts.clients, seconds=opts.seconds)
+    before = _released_leaves(setup)
+    released = run_load(port, data, setup.token, clients=opts.clients, seconds=opts.seconds)
+    assert released[0].failed == 0, f"failed releases: {released[0].statuses}"
+    _verify_sample(setup, released[0].sample)
+    assert _released_leaves(setup) - before == released[0].ok, "one data.released leaf per release"
+    return (*released, *read, *health)
+
+
+def bench_releases(label: str, url: str | None, tmp: Path, opts: Options) -> list[Result]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _start_server(url, tmp, port)
+    proc = _start_server(url, tmp, port, h11=opts.h11)
     try:
         with httpx.Client(base_url=base, timeout=60) as client:
             _wait_ready(client, proc)
-            setup = _setup(client, url, tmp, base, consents)
-        data_paths = [f"/consent/consents/{c}/data?nonce=NONCE" for c in setup.consents]
-        read_paths = [f"/consent/consents/{c}" for c in setup.consents]
-        run_load(port, data_paths, setup.token, clients=clients, seconds=min(2.0, seconds))  # warm-up
-        health, health_s = run_load(port, ["/healthz"], setup.token, clients=clients, seconds=seconds)
-        reads, reads_s = run_load(port, read_paths, setup.token, clients=clients, seconds=seconds)
-        before = _released_leaves(setup)
-        releases, releases_s = run_load(port, data_paths, setup.token, clients=clients, seconds=seconds)
-        assert releases.failed == 0, f"failed releases: {releases.statuses}"
-        _verify_sample(setup, releases.sample)
-        assert _released_leaves(setup) - before == releases.ok, "one data.released leaf per release"
+            setup = _setup(client, url, tmp, base, opts.consents)
+        rel, rel_s, read, read_s, health, health_s = _measure(port, setup, opts)
         setup.services.engine.dispose()
     finally:
         proc.terminate()
@@ -304,32 +327,30 @@ def bench_releases(label: str, url: str | None, tmp: Path, *, clients: int, seco
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-    rate = releases.ok / releases_s
+    label += ", h11" if opts.h11 else ""
     target = ">= 1,000/s on one worker" if label == "SQLite" else ""
+    where = f"{label}, {opts.clients} conns, {opts.consents} consents, {opts.seconds:.0f} s"
     return [
-        Result("consent", f"releases/s ({label}, {clients} conns, {seconds:.0f} s)", rate, "/s",
-               reads.ok / reads_s, "authenticated GET of the same consent", target),
-        Result("consent", f"release p50 ({label})", percentile(releases.latencies_ms, 50), "ms",
-               percentile(reads.latencies_ms, 50), "authenticated GET p50"),
-        Result("consent", f"release p99 ({label})", percentile(releases.latencies_ms, 99), "ms",
-               percentile(reads.latencies_ms, 99), "authenticated GET p99"),
+        Result("consent", f"releases/s ({where})", rel.ok / rel_s, "/s",
+               read.ok / read_s, "authenticated GET of the same consent", target),
+        Result("consent", f"release p50 ({label})", percentile(rel.latencies_ms, 50), "ms",
+               percentile(read.latencies_ms, 50), "authenticated GET p50"),
+        Result("consent", f"release p99 ({label})", percentile(rel.latencies_ms, 99), "ms",
+               percentile(read.latencies_ms, 99), "authenticated GET p99"),
         Result("consent", f"GET /healthz/s ({label}, framework floor)", health.ok / health_s, "/s"),
     ]  # fmt: skip
 
 
-def run(quick: bool = False, seconds: float | None = None, clients: int = 16, consents: int = 50) -> list[Result]:
-    seconds = seconds or (5.0 if quick else 20.0)
+def run(opts: Options, *, postgres: bool = True) -> list[Result]:
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
-        results += bench_releases("SQLite", None, Path(tmp) / "a", clients=clients, seconds=seconds, consents=consents)
-        pg = _fresh_pg_schema()
+        results += bench_releases("SQLite", None, Path(tmp) / "a", opts)
+        pg = _fresh_pg_schema() if postgres else None
         if pg is None:
-            print("PostgreSQL not reachable: SQLite only", file=sys.stderr)
+            print("PostgreSQL not used: SQLite only", file=sys.stderr)
             return results
         try:
-            results += bench_releases(
-                "PostgreSQL", pg.url, Path(tmp) / "b", clients=clients, seconds=seconds, consents=consents
-            )
+            results += bench_releases("PostgreSQL", pg.url, Path(tmp) / "b", opts)
         finally:
             pg.drop()
     return results
@@ -338,12 +359,15 @@ def run(quick: bool = False, seconds: float | None = None, clients: int = 16, co
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="5 s of load per measurement")
-    parser.add_argument("--seconds", type=float, help="seconds of load per measurement")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of load per measurement")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent keep-alive connections")
     parser.add_argument("--consents", type=int, default=50, help="consents the releases rotate over")
+    parser.add_argument("--h11", action="store_true", help="uvicorn's pure-Python HTTP stack (no httptools)")
+    parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    found = run(args.quick, args.seconds, args.clients, args.consents)
+    options = Options(args.clients, 5.0 if args.quick else args.seconds, args.consents, args.h11)
+    found = run(options, postgres=not args.sqlite_only)
     print_table(found)
     if args.json:
         write_json(found, args.json)

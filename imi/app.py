@@ -25,7 +25,7 @@ from issuer.api_vc import router as vc_api_router
 from issuer.oid4vci import Oid4vciService
 from issuer.pages import router as counter_pages
 from issuer.service import IssuerService
-from kernel import problems
+from kernel import openapi, problems, ratelimit
 from kernel.db import make_engine, ping
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.logs import configure as configure_logs
@@ -116,6 +116,7 @@ def build_wallet(
         resolver=DidWebResolver(CachingFetcher(HttpFetcher(http))),
         public_url=settings.public_url,
         ref_key=derive_key(master, "wallet-ref"),
+        trusted_issuers=settings.wallet_trusted_issuers,
     )
 
 
@@ -131,6 +132,25 @@ async def _housekeeping(services: Services, every: float = 3600.0) -> None:
         except Exception:  # the database may be down; try again next round
             log.exception("retention run failed")
         await asyncio.sleep(every)
+
+
+def _include_routers(app: FastAPI, settings: Settings) -> None:
+    """Each party's routers; ``imi serve --only X`` mounts one party (the shared services exist either way)."""
+    if "ledger" in settings.parties:
+        app.include_router(log_router)
+    if "issuer" in settings.parties:
+        app.include_router(issuer_router)
+        app.include_router(staff_router)
+        app.include_router(counter_pages)
+        app.include_router(oid4vci_router)
+        app.include_router(vc_api_router)
+    if "verifier" in settings.parties:
+        app.include_router(verifier_router)
+        app.include_router(verifier_vc_router)
+        app.include_router(kiosk_pages)
+    if "wallet" in settings.parties:
+        app.include_router(wallet_router)
+        app.include_router(wallet_pages)
 
 
 def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) -> FastAPI:
@@ -174,6 +194,8 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
     app.state.passkeys = services.wallet.passkeys  # one WebAuthn relying party for citizens and staff
     app.state.sessions = services.wallet.sessions
     problems.install(app, max_body_bytes=settings.request_max_bytes)
+    ratelimit.install(app, enabled=settings.rate_limits, exempt=settings.rate_limit_exempt)
+    openapi.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:
@@ -184,20 +206,6 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
         ping(services.engine)
         return JSONResponse({"status": "ready"})
 
-    if "ledger" in settings.parties:
-        app.include_router(log_router)
-    if "issuer" in settings.parties:
-        app.include_router(issuer_router)
-        app.include_router(staff_router)
-        app.include_router(counter_pages)
-        app.include_router(oid4vci_router)
-        app.include_router(vc_api_router)
-    if "verifier" in settings.parties:
-        app.include_router(verifier_router)
-        app.include_router(verifier_vc_router)
-        app.include_router(kiosk_pages)
-    if "wallet" in settings.parties:
-        app.include_router(wallet_router)
-        app.include_router(wallet_pages)
+    _include_routers(app, settings)
     mount_static(app)
     return app

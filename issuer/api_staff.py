@@ -13,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.accounts import Role, principal_for_subject, require_role, staff_subject
 from kernel.errors import Forbidden
 from kernel.passkeys import PasskeyService
+from kernel.ratelimit import RateLimit
 from kernel.sessions import SessionService
 from kernel.web import EngineDep, PrincipalDep
 
 router = APIRouter(prefix="/staff", tags=["staff"])
+STAFF_SIGN_IN = Depends(RateLimit(30, 60, scope="staff-login"))
 STAFF_COOKIE = "imi_staff"
 
 
@@ -65,13 +67,15 @@ def passkey_finish(body: CeremonyIn, who: PrincipalDep, passkeys: PasskeysDep) -
     return {"id": info.id}
 
 
-@router.post("/login/start", summary="Staff passkey sign-in options")
+@router.post("/login/start", summary="Staff passkey sign-in options", dependencies=[STAFF_SIGN_IN])
 def login_start(passkeys: PasskeysDep) -> dict[str, Any]:
     ceremony_id, options = passkeys.authentication_options()
     return {"ceremony_id": ceremony_id, "publicKey": options}
 
 
-@router.post("/login/finish", summary="Verify the staff passkey; a short session")
+@router.post(
+    "/login/finish", summary="Verify the staff passkey; a short session", dependencies=[STAFF_SIGN_IN]
+)
 def login_finish(
     body: CeremonyIn, passkeys: PasskeysDep, sessions: SessionsDep, engine: EngineDep
 ) -> JSONResponse:

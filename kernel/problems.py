@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,6 +72,19 @@ def _from_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     slug, title = _HTTP_SLUGS.get(exc.status_code, (f"http-{exc.status_code}", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
     return problem_response(exc.status_code, slug, title, detail, request.url.path)
+
+
+def _from_bad_data(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value (a NUL character in text, a number out of range): the input is bad, the
+    # database is fine. Not an outage, so not a 503.
+    del exc
+    return problem_response(
+        400,
+        "malformed",
+        "Malformed input",
+        "The request contains a value that cannot be stored.",
+        request.url.path,
+    )
 
 
 def _from_database(request: Request, exc: Exception) -> JSONResponse:
@@ -160,6 +173,7 @@ def install(app: FastAPI, *, max_body_bytes: int) -> None:
     app.add_exception_handler(ImiError, _from_imi)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _from_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _from_http)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _from_bad_data)
     app.add_exception_handler(OperationalError, _from_database)
     app.add_exception_handler(DBAPIError, _from_database)
     app.add_exception_handler(Exception, _from_unexpected)

@@ -23,11 +23,14 @@ below what a guessing attack needs (a 6-digit PIN space is 10**6; each offer als
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,6 +45,7 @@ from kernel.db import writer
 from kernel.errors import RateLimited
 from kernel.problems import problem_response
 
+log = logging.getLogger("imi.ratelimit")
 TABLE_NAME = "rate_limit_window"
 PURGE_EVERY = 512  # hits per process between two purges of finished windows
 
@@ -178,11 +182,31 @@ def _maybe_purge(engine: Engine, now: float) -> None:
         conn.execute(delete(RATE_LIMIT).where(RATE_LIMIT.c.expires_at <= now))
 
 
+@dataclass(frozen=True)
+class Policy:
+    """Deployment-wide switches, set by ``install``: limits on or off, and client networks never limited (the
+    deployment's own egress, say: its wallet redeems offers at its issuer's token endpoint over HTTP)."""
+
+    enabled: bool = True
+    exempt: tuple[IPv4Network | IPv6Network, ...] = ()
+
+    def exempts(self, address: str) -> bool:
+        try:
+            ip = ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.exempt)
+
+
+DEFAULT_POLICY = Policy()
+
+
 class RateLimit:
     """FastAPI dependency: ``Depends(RateLimit(limit, per_seconds, scope="wallet-login"))``.
 
     ``scope`` names the bucket; routes that share a scope share the count (say, both steps of a sign-in).
-    Without a scope the route's path template is used. The engine is ``request.app.state.engine``.
+    Without a scope the route's path template is used. The engine is ``request.app.state.engine``; the
+    deployment's ``Policy`` (``install``) may switch limits off or exempt networks.
     """
 
     def __init__(
@@ -203,13 +227,17 @@ class RateLimit:
         self._clock = clock
 
     def __call__(self, request: Request) -> None:
+        policy: Policy = getattr(request.app.state, "ratelimit_policy", DEFAULT_POLICY)
+        client = self._key(request)
+        if not policy.enabled or policy.exempts(client_address(request)):
+            return
         engine: Engine = request.app.state.engine
         route = request.scope.get("route")
         scope = self.scope or str(getattr(route, "path", request.url.path))
         limiter = FixedWindowLimiter(
             engine, limit=self.limit, per_seconds=self.per_seconds, clock=self._clock
         )
-        wait = limiter.hit(scope, self._key(request))
+        wait = limiter.hit(scope, client)
         if wait:
             raise RateLimitExceeded(
                 f"Too many requests; at most {self.limit} every {self.per_seconds} s. Retry in {wait} s.",
@@ -226,14 +254,20 @@ def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-def install(app: FastAPI) -> None:
-    """Answer ``RateLimitExceeded`` with its own ``Retry-After``, and create the table now (not mid-request).
-    Idempotent. Without it the generic ``ImiError`` handler still answers 429 problem+json (``Retry-After: 1``)."""
+def install(app: FastAPI, *, enabled: bool = True, exempt: Iterable[str] = ()) -> None:
+    """Answer ``RateLimitExceeded`` with its own ``Retry-After``, create the table now (not mid-request), and set
+    the deployment's ``Policy``: ``enabled=False`` switches every limit off, ``exempt`` lists client networks
+    (CIDR) that are never limited. Without ``install`` the generic ``ImiError`` handler still answers 429
+    problem+json (with ``Retry-After: 1``). Calling it again only replaces the policy."""
     state: Any = app.state
+    state.ratelimit_policy = Policy(enabled, tuple(ip_network(n, strict=False) for n in exempt))
     if getattr(state, "ratelimit_installed", False):
         return
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     engine = getattr(state, "engine", None)
     if isinstance(engine, Engine):
-        ensure_table(engine)
+        try:
+            ensure_table(engine)
+        except DBAPIError:  # down at start: the first limited request tries again (503 until then)
+            log.warning("rate limit table not checked: the database is not reachable")
     state.ratelimit_installed = True

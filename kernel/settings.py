@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     verifier_bundle_max_age: int = Field(
         default=86_400, gt=0, le=30 * 86_400, description="Seconds a bundle lives."
     )
+    wallet_trusted_issuers: tuple[str, ...] = Field(
+        default=(), description="Issuer origins whose offers the wallet redeems; default: the public URL."
+    )
+    rate_limits: bool = Field(
+        default=True, description="Per-client rate limits on sign-in, PIN and token routes."
+    )
+    rate_limit_exempt: tuple[str, ...] = Field(
+        default=(), description="Client networks (CIDR) never limited: the deployment's own egress."
+    )
     log_level: str = "INFO"
     parties: tuple[Party, ...] = ALL_PARTIES
 

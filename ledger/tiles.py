@@ -18,7 +18,7 @@ TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_LEVEL = 63
 MAX_INDEX = (1 << 63) - 1
-_GROUP = re.compile(r"^(?:x\d{3}/)*\d{3}$")
+_GROUP = re.compile(r"^(?:x[0-9]{3}/)*[0-9]{3}$")  # ASCII digits only: \d would take other scripts' digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,13 @@ def parse_tile_path(level: str, rest: str) -> TileID:
     """Parse ``<L>`` (or ``entries``) and ``<N>[.p/<W>]``. Raises ``MalformedInput`` for anything else."""
     if level == "entries":
         lvl = -1
-    elif level.isdigit() and len(level) <= 2 and int(level) <= MAX_LEVEL and str(int(level)) == level:
+    elif (
+        level.isascii()
+        and level.isdigit()
+        and len(level) <= 2
+        and int(level) <= MAX_LEVEL
+        and str(int(level)) == level
+    ):
         lvl = int(level)
     else:
         raise MalformedInput(
@@ -60,7 +66,9 @@ def parse_tile_path(level: str, rest: str) -> TileID:
     index_part = rest
     if ".p/" in rest:
         index_part, _, w = rest.partition(".p/")
-        if not (w.isdigit() and len(w) <= 3 and str(int(w)) == w and 1 <= int(w) < TILE_WIDTH):
+        if not (
+            w.isascii() and w.isdigit() and len(w) <= 3 and str(int(w)) == w and 1 <= int(w) < TILE_WIDTH
+        ):
             raise MalformedInput("Partial width must be 1..255.", slug="tile-path-invalid")
         width = int(w)
     if len(index_part) > 40 or not _GROUP.match(index_part):

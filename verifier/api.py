@@ -16,6 +16,7 @@ from kernel.errors import VerificationFailed
 from kernel.jose import sign_jws
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.qr import png_data_url, qr_png, qr_svg
+from kernel.ratelimit import RateLimit
 from kernel.web import SettingsDep
 from verifier.bundle import build_bundle
 from verifier.core import VerificationReport
@@ -23,6 +24,7 @@ from verifier.oid4vp import REQUEST_TYP, dcql_query, request_object, request_qr_
 from verifier.service import VerifierService, report_json
 
 router = APIRouter(prefix="/verifier", tags=["verifier"])
+REQUEST_LIMIT = Depends(RateLimit(120, 60, scope="vp-requests"))
 VERIFIER_KEY_PURPOSE = "verifier"
 
 
@@ -113,7 +115,12 @@ def scan(body: ScanIn, verifier: VerifierDep) -> JSONResponse:
     return _outcome(verifier.scan(body.qr, verifier_id=body.verifier_id))
 
 
-@router.post("/requests", status_code=201, summary="Start an OpenID4VP request; show its QR on the kiosk")
+@router.post(
+    "/requests",
+    status_code=201,
+    summary="Start an OpenID4VP request; show its QR on the kiosk",
+    dependencies=[REQUEST_LIMIT],
+)
 def create_request(body: RequestIn, verifier: VerifierDep, identity: IdentityDep) -> JSONResponse:
     dcql = dcql_query(body.claims, body.credential_type)
     tx = verifier.create_transaction(verifier_id=body.verifier_id, dcql_query=dcql)

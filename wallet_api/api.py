@@ -11,9 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.accounts import STAFF_SUBJECT
 from kernel.errors import Unauthenticated
+from kernel.ratelimit import RateLimit
 from wallet_api.service import WalletService
 
 router = APIRouter(prefix="/wallet", tags=["wallet"])
+# Per-client limits, shared by every process (kernel.ratelimit): guessing PINs or hammering sign-in is slow.
+PIN_ENTRY = Depends(RateLimit(10, 60, scope="pin-entry"))
+SIGN_IN = Depends(RateLimit(30, 60, scope="wallet-login"))
 SESSION_COOKIE = "imi_session"
 
 
@@ -81,7 +85,11 @@ def _session_response(body: dict[str, Any], token: str) -> JSONResponse:
     return resp
 
 
-@router.post("/enrol/start", summary="Redeem the counter's offer (code + PIN) and get passkey options")
+@router.post(
+    "/enrol/start",
+    summary="Redeem the counter's offer (code + PIN) and get passkey options",
+    dependencies=[PIN_ENTRY],
+)
 def enrol_start(body: OfferIn, wallet: WalletDep) -> dict[str, Any]:
     ceremony_id, options = wallet.start_enrolment(body.offer, body.pin)
     return {"ceremony_id": ceremony_id, "publicKey": options}
@@ -94,13 +102,15 @@ def enrol_finish(body: CeremonyIn, wallet: WalletDep) -> JSONResponse:
     return _session_response({"enrolled": True}, token)
 
 
-@router.post("/login/start", summary="Passkey sign-in options (discoverable credentials)")
+@router.post(
+    "/login/start", summary="Passkey sign-in options (discoverable credentials)", dependencies=[SIGN_IN]
+)
 def login_start(wallet: WalletDep) -> dict[str, Any]:
     ceremony_id, options = wallet.passkeys.authentication_options()
     return {"ceremony_id": ceremony_id, "publicKey": options}
 
 
-@router.post("/login/finish", summary="Verify the passkey assertion; signed in")
+@router.post("/login/finish", summary="Verify the passkey assertion; signed in", dependencies=[SIGN_IN])
 def login_finish(body: CeremonyIn, wallet: WalletDep) -> JSONResponse:
     citizen_id = wallet.passkeys.finish_authentication(
         ceremony_id=body.ceremony_id, credential=body.credential
@@ -164,7 +174,12 @@ def my_credentials(wallet: WalletDep, citizen: CitizenDep) -> list[dict[str, Any
     return wallet.credentials(citizen)
 
 
-@router.post("/me/offers", status_code=201, summary="Redeem another credential offer into my wallet")
+@router.post(
+    "/me/offers",
+    status_code=201,
+    summary="Redeem another credential offer into my wallet",
+    dependencies=[PIN_ENTRY],
+)
 def redeem_offer(body: OfferIn, wallet: WalletDep, citizen: CitizenDep) -> dict[str, Any]:
     item = wallet.add_offer(citizen, body.offer, body.pin)
     return {k: v for k, v in item.items() if k != "credential"}

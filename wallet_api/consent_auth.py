@@ -220,7 +220,8 @@ class ClientRegistry:
 
     def _check_claims(self, claims: Mapping[str, Any], now: int) -> int:
         aud = claims.get("aud")
-        audiences = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+        listed = aud if isinstance(aud, list) else [aud]
+        audiences = {a for a in listed if isinstance(a, str)}
         if not audiences & self._audiences:
             raise _invalid(f"aud must be {self.token_endpoint}.")
         exp, jti = claims.get("exp"), claims.get("jti")
@@ -252,14 +253,24 @@ class ClientRegistry:
 
     @staticmethod
     def authenticate_in(conn: Connection, authorization: str | None, now: int) -> str:
-        """The same, inside the caller's transaction (the release path checks the token in its own)."""
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("Send 'Authorization: Bearer <access token>'.", slug="client-token-missing")
-        row = conn.execute(_TOKEN_LOOKUP, {"token_hash": _digest(token[:200])}).first()
-        if row is None or row.disabled_at is not None:
-            raise Unauthenticated("The access token is not valid.", slug="client-token-invalid")
-        if row.expires_at <= now:
-            raise Unauthenticated("The access token has expired.", slug="client-token-expired")
-        return str(row.client_id)
+        """The same, inside the caller's transaction."""
+        row = conn.execute(_TOKEN_LOOKUP, {"token_hash": bearer_hash(authorization)}).first()
+        return check_token(None if row is None else (row.client_id, row.expires_at, row.disabled_at), now)
+
+
+def bearer_hash(authorization: str | None) -> str:
+    """SHA-256 (hex) of the access token in ``Authorization: Bearer <token>``; ``client-token-missing`` if none."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("Send 'Authorization: Bearer <access token>'.", slug="client-token-missing")
+    return _digest(token[:200])
+
+
+def check_token(found: tuple[str, int, int | None] | None, now: int) -> str:
+    """The client id of a stored token ``(client_id, expires_at, client disabled_at)``, if it is still good."""
+    if found is None or found[2] is not None:
+        raise Unauthenticated("The access token is not valid.", slug="client-token-invalid")
+    if found[1] <= now:
+        raise Unauthenticated("The access token has expired.", slug="client-token-expired")
+    return str(found[0])

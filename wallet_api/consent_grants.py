@@ -130,7 +130,7 @@ class GrantService:
             conn, row.id, chain, citizen_id=citizen_id, subject=subject, state=ConsentState.GIVEN.value,
             version=1, granted=json.dumps(list(granted)), credential_item=item_id, collection_method=method,
             given_at=ctx.now, valid_until=grant.valid_until, frequency_count=grant.frequency.count,
-            window_start=ctx.now, window_count=0, updated_at=ctx.now,
+            window_start=0, window_count=0, updated_at=ctx.now,
         )  # fmt: skip
         core.notify(conn, row, event, ConsentState.GIVEN, key=ctx.key, subject=subject)
 

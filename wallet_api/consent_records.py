@@ -96,10 +96,9 @@ def _pii_information(data: ReceiptInput) -> list[dict[str, Any]]:
     return out
 
 
-def receipt_claims(data: ReceiptInput) -> dict[str, Any]:
-    """The JWT claims of a consent receipt (one per version of a consent)."""
+def _purpose(data: ReceiptInput) -> dict[str, Any]:
     terms = data.terms
-    purpose = {
+    return {
         "purpose": terms.purpose,
         "lawful_basis": data.legal_basis,
         "pii_information": _pii_information(data),
@@ -110,7 +109,10 @@ def receipt_claims(data: ReceiptInput) -> dict[str, Any]:
         "withdrawal_method": data.withdrawal_url,
         "privacy_rights": list(PRIVACY_RIGHTS),
     }
-    controller = data.controller
+
+
+def receipt_claims(data: ReceiptInput) -> dict[str, Any]:
+    """The JWT claims of a consent receipt (one per version of a consent)."""
     return {
         "iss": data.issuer,
         "sub": data.subject,
@@ -122,11 +124,11 @@ def receipt_claims(data: ReceiptInput) -> dict[str, Any]:
         "record_id": data.consent_id,
         "record_version": data.version,
         "pii_principal_id": data.subject,
-        "pii_controllers": [controller.__dict__],
+        "pii_controllers": [data.controller.__dict__],
         "presented_by": data.issuer,
-        "notice": terms.notice,
+        "notice": data.terms.notice,
         "collection_method": data.collection_method,
-        "purposes": [purpose],
+        "purposes": [_purpose(data)],
         "event": [
             {
                 "event_time": data.at,

@@ -28,20 +28,22 @@ import base64
 import hashlib
 import json
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from kernel.errors import Conflict, Forbidden, ImiError, NotFound
-from kernel.jose import PrivateKey, sign_jws
+from kernel.jose import PrivateKey, dump_json, sign_jws
 from kernel.keystore import KeyPair
 from kernel.sdjwt import KB_JWT_TYP, present, sd_hash
 from wallet_api import consent_store as store
+from wallet_api.consent_auth import bearer_hash, check_token
 from wallet_api.consent_batch import GroupCommitter
+from wallet_api.consent_fastsql import FastSql, ReleaseRow
 from wallet_api.consent_rules import (
     LIVE,
     ConsentState,
@@ -55,25 +57,7 @@ from wallet_api.consent_rules import (
     take_release,
 )
 from wallet_api.consent_service import ConsentService
-from wallet_api.consent_tables import ConsentPurpose
 from wallet_api.consent_terms import SUBJECT, Frequency, Period, Terms, claim_name
-from wallet_api.tables import Citizen
-
-_C = store.CONSENT.c
-_P = ConsentPurpose.__table__  # type: ignore[attr-defined]
-_Z = Citizen.__table__  # type: ignore[attr-defined]
-_ROW = (
-    select(
-        _C.id, _C.client_id, _C.citizen_id, _C.subject, _C.state, _C.version, _C.terms, _C.granted,
-        _C.credential_item, _C.valid_until, _C.request_expires_at, _C.frequency_count, _C.window_start,
-        _C.window_count, _C.releases, _C.event_seq, _C.chain_head,
-        _P.c.active.label("purpose_active"), _P.c.max_frequency_count, _P.c.max_frequency_period,
-        _P.c.max_retention_days, _Z.c.status.label("citizen_status"),
-    )
-    .select_from(store.CONSENT.outerjoin(_P, _P.c.term == _C.purpose).outerjoin(_Z, _Z.c.id == _C.citizen_id))
-    .where(_C.id == bindparam("consent_id"))
-    .with_for_update(of=store.CONSENT)
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,7 +69,7 @@ class Prepared:
     sd_jwt: str
     sd_hash: str
     key: PrivateKey
-    extra: Mapping[str, Any] | None
+    extra_json: bytes  # the KB-JWT's constant claims (the anchor receipt) as a JSON object without its "}"
     one_time: bool
     retention_days: int
     period: Period
@@ -99,8 +83,9 @@ class Prepared:
                 self.credential, disclose=[(SUBJECT, claim_name(k)) for k in items], holder_key=None
             )
             digest = sd_hash(sd_jwt)
-        claims = {**(self.extra or {}), "iat": iat, "aud": aud, "nonce": nonce, "sd_hash": digest}
-        return sd_jwt + sign_jws(claims, self.key, typ=KB_JWT_TYP)
+        fresh = dump_json({"iat": iat, "aud": aud, "nonce": nonce, "sd_hash": digest})
+        payload = self.extra_json + b"," + fresh[1:] if len(self.extra_json) > 1 else fresh
+        return sd_jwt + sign_jws(payload, self.key, typ=KB_JWT_TYP)
 
 
 @dataclass(frozen=True)
@@ -141,6 +126,7 @@ class Releaser:
         self._cache: dict[tuple[str, int], Prepared] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._fast = FastSql(core.writer.engine.dialect)
         self._committer: GroupCommitter[_Job, Release | _Missing] = GroupCommitter(core.writer, self._run)
 
     def release(
@@ -174,10 +160,10 @@ class Releaser:
 
     def _run(self, conn: Connection, job: _Job) -> Release | _Missing:
         """One release inside the committer's transaction (refusals raise before writing, except recorded ones)."""
-        core = self._core
-        now = core.now()
-        client_id = core.clients.authenticate_in(conn, job.authorization, now)
-        row: Row[Any] | None = conn.execute(_ROW, {"consent_id": job.consent_id}).first()  # type: ignore[assignment]
+        now, fast = self._core.now(), self._fast
+        cur = fast.cursor(conn)
+        client_id = check_token(fast.token(cur, bearer_hash(job.authorization)), now)
+        row = fast.consent(cur, job.consent_id)
         if row is None or row.client_id != client_id:
             raise NotFound("No such consent.", slug="consent-not-found")
         refusal = self._refusal(conn, row, job.key, now)
@@ -185,11 +171,13 @@ class Releaser:
             raise refusal
         prepared = self._cache.get((row.id, row.version))
         if prepared is None:
-            granted = tuple(json.loads(row.granted))
-            return _Missing(row.id, row.version, row.citizen_id, row.credential_item, granted, row.terms)
-        return self._release_in(conn, row, prepared, job, now)
+            granted = tuple(json.loads(row.granted or "[]"))
+            return _Missing(
+                row.id, row.version, str(row.citizen_id), str(row.credential_item), granted, row.terms
+            )
+        return self._release_in(conn, cur, row, prepared, job=job, now=now)
 
-    def _refusal(self, conn: Connection, row: Row[Any], key: KeyPair, now: int) -> ImiError | None:
+    def _refusal(self, conn: Connection, row: ReleaseRow, key: KeyPair, now: int) -> ImiError | None:
         state = ConsentState(row.state)
         if state in LIVE and row.citizen_status in (None, "erased"):
             chain = store.Chain.of(row)
@@ -207,27 +195,39 @@ class Releaser:
         return refusal
 
     def _release_in(
-        self, conn: Connection, row: Row[Any], prepared: Prepared, job: _Job, now: int
+        self,
+        conn: Connection,
+        cur: Any,  # noqa: ANN401 - a DBAPI cursor
+        row: ReleaseRow,
+        prepared: Prepared,
+        *,
+        job: _Job,
+        now: int,
     ) -> Release:
         chosen = check_items_granted(prepared.granted, job.items)
-        purpose_limit = Frequency(row.max_frequency_count, Period(row.max_frequency_period))
-        limit = effective_frequency(Frequency(row.frequency_count, prepared.period), purpose_limit)
+        purpose_limit = Frequency(
+            int(row.max_frequency_count or 0), Period(row.max_frequency_period or "day")
+        )
+        limit = effective_frequency(Frequency(int(row.frequency_count or 0), prepared.period), purpose_limit)
         window = take_release(Window(row.window_start, row.window_count), limit, now)
         aud, nonce = client_audience(row.client_id), kb_nonce(row.id, row.version, job.nonce)
         presentation = prepared.present(chosen, aud=aud, nonce=nonce, iat=now)
         chain, rng = store.Chain.of(row), self._core.rng
         detail = {"items": list(chosen), "nonce": job.nonce, "presentation_sha256": _hex(presentation)}
-        store.record(
-            conn, chain, EventKind.RELEASED, actor=f"client:{row.client_id}", at=now, detail=detail, rng=rng
+        made = store.draft(
+            chain, EventKind.RELEASED, actor=f"client:{row.client_id}", at=now, detail=detail, rng=rng
         )
-        values: dict[str, Any] = {"window_start": window.start, "window_count": window.count}
+        values = {"window_start": window.start, "window_count": window.count, "releases": row.releases + 1}
+        update = {"consent_id": row.id, "updated_at": now, **chain.columns(), **values}
+        self._fast.write_release(cur, made.log, made.event, update)
         if prepared.one_time:
             event = store.record(conn, chain, EventKind.CONSUMED, actor="system", at=now, detail={}, rng=rng)
-            values["state"] = ConsentState.CONSUMED.value
             self._core.notify(conn, row, event, ConsentState.CONSUMED, key=job.key, subject=row.subject)
-        store.save(conn, row.id, chain, releases=row.releases + 1, updated_at=now, **values)
-        retention = min(prepared.retention_days, row.max_retention_days)
-        return Release(row.subject, row.id, row.version, presentation, chosen, now, now + retention * 86_400)
+            store.save(conn, row.id, chain, state=ConsentState.CONSUMED.value, updated_at=now)
+        retention = min(prepared.retention_days, int(row.max_retention_days or 0))
+        return Release(
+            str(row.subject), row.id, row.version, presentation, chosen, now, now + retention * 86_400
+        )
 
     def _prepare(self, missing: _Missing) -> None:
         """Load the credential and holder key of one consent version from the vault into the cache."""
@@ -248,7 +248,7 @@ class Releaser:
         receipt = item.get("receipt")
         prepared = Prepared(
             item["credential"], missing.granted, sd_jwt, sd_hash(sd_jwt), holder,
-            {"imi_receipt": receipt} if receipt else None, terms.one_time, terms.retention_days,
+            dump_json({"imi_receipt": receipt} if receipt else {})[:-1], terms.one_time, terms.retention_days,
             terms.frequency.period,
         )  # fmt: skip
         with self._lock:

@@ -163,8 +163,8 @@ def release_refusal(state: ConsentState, *, valid_until: int | None, now: int) -
 
 
 def effective_frequency(consent: Frequency, purpose: Frequency) -> Frequency:
-    """The stricter of the consent's frequency and the purpose's current limit."""
-    return purpose if purpose.rate < consent.rate else consent
+    """The stricter of the consent's frequency and the purpose's current limit (rates compared exactly)."""
+    return purpose if purpose.count * consent.seconds < consent.count * purpose.seconds else consent
 
 
 def take_release(window: Window, limit: Frequency, now: int) -> Window:

@@ -97,7 +97,7 @@ class ConsentService:
                 insert(store.CONSENT).values(
                     id=consent_id, client_id=client_id, state=ConsentState.REQUESTED.value, version=0,
                     purpose=terms.purpose, terms=json.dumps(terms_json, ensure_ascii=False), created_at=now,
-                    request_expires_at=now + REQUEST_TTL, window_start=now, window_count=0, releases=0,
+                    request_expires_at=now + REQUEST_TTL, window_start=0, window_count=0, releases=0,
                     event_seq=0, chain_head=GENESIS, updated_at=now,
                 )
             )  # fmt: skip
@@ -205,9 +205,7 @@ class ConsentService:
         if late is not None:
             raise late
 
-    def expire_in(
-        self, conn: Connection, row: Row[Any], key: KeyPair, now: int, *, actor: str = "system"
-    ) -> None:
+    def expire_in(self, conn: Connection, row: Any, key: KeyPair, now: int, *, actor: str = "system") -> None:  # noqa: ANN401
         """Record the expiry of ``row`` inside ``conn`` (also used by releases)."""
         chain = store.Chain.of(row)
         event = store.record(conn, chain, EventKind.EXPIRED, actor=actor, at=now, detail={}, rng=self.rng)
@@ -227,7 +225,7 @@ class ConsentService:
     def notify(
         self,
         conn: Connection,
-        row: Row[Any],
+        row: Any,  # noqa: ANN401 - a consent row (SQLAlchemy Row or consent_fastsql.ReleaseRow)
         event: store.Recorded,
         state: ConsentState,
         *,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,8 +53,12 @@ class Writer:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self._gate or nullcontext(), self._writer.connect() as conn, conn.begin():
+        with self.gate(), self._writer.connect() as conn, conn.begin():
             yield conn
+
+    def gate(self) -> AbstractContextManager[object]:
+        """Hold the process's write gate around writes made through other engines (SQLite only; else a no-op)."""
+        return self._gate or nullcontext()
 
 
 @dataclass
@@ -67,7 +71,7 @@ class Chain:
     head: str
 
     @classmethod
-    def of(cls, row: Row[Any]) -> Chain:
+    def of(cls, row: Any) -> Chain:  # noqa: ANN401 - a consent row (SQLAlchemy Row or consent_fastsql.ReleaseRow)
         return cls(row.id, row.version, row.event_seq, row.chain_head)
 
     def columns(self) -> dict[str, Any]:
@@ -85,17 +89,65 @@ class Recorded:
     pending: PendingAppend
 
 
-def anchor(conn: Connection, event_type: str, object_hash: bytes, *, rng: Rng, at: int) -> PendingAppend:
-    """Append a commitment to the log inside ``conn``'s transaction (as ``LogService.append`` does on its own)."""
-    salt = rng(32)
-    digest = commitment(event_type, salt, object_hash)
-    values = {
+@dataclass(frozen=True)
+class Draft:
+    """One event and its log entry, computed but not yet written (the chain has already advanced)."""
+
+    event: dict[str, Any]  # the consent_event row, without log_seq
+    log: dict[str, Any]  # the log_entry row
+    salt: bytes
+    object_hash: bytes
+    commitment: bytes
+    recorded_as: tuple[int, str, EventKind, int, int]  # seq, hash, kind, at, version
+
+    def done(self, event_id: int, log_seq: int) -> Recorded:
+        seq, digest, kind, at, version = self.recorded_as
+        pending = PendingAppend(log_seq, self.log["event_type"], self.salt, self.object_hash, self.commitment)
+        return Recorded(event_id, seq, digest, kind, at, version, pending)
+
+
+def draft(
+    chain: Chain,
+    kind: EventKind,
+    *,
+    actor: str,
+    at: int,
+    detail: Mapping[str, Any],
+    rng: Rng,
+    object_hash: bytes | None = None,
+) -> Draft:
+    """Chain one event (advancing ``chain``) and commit to it for the log: the pure half of :func:`record`."""
+    seq = chain.seq + 1
+    body = event_body(
+        consent_id=chain.consent_id, seq=seq, version=chain.version, kind=kind, at=at, detail=detail
+    )
+    digest = link(chain.head, body)
+    obj = object_hash if object_hash is not None else bytes.fromhex(digest)
+    event_type, salt = LOG_EVENT_TYPE[kind], rng(32)
+    committed = commitment(event_type, salt, obj)
+    log = {
         "event_type": event_type,
-        "leaf_input": encode_leaf(event_type, digest),
+        "leaf_input": encode_leaf(event_type, committed),
         "created_at": datetime.fromtimestamp(at, UTC),
     }
-    seq = conn.execute(_INSERT_LOG, values).scalar_one()
-    return PendingAppend(int(seq), event_type, salt, object_hash, digest)
+    event = {
+        "consent_id": chain.consent_id,
+        "seq": seq,
+        "version": chain.version,
+        "kind": kind.value,
+        "actor": actor[:200],
+        "at": at,
+        "detail": json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
+        "prev_hash": chain.head,
+        "hash": digest,
+        **_anchor_columns(event_type, salt, obj),
+    }
+    chain.seq, chain.head = seq, digest
+    return Draft(event, log, salt, obj, committed, (seq, digest, kind, at, chain.version))
+
+
+def _anchor_columns(event_type: str, salt: bytes, obj: bytes) -> dict[str, Any]:
+    return {"log_event_type": event_type, "salt": salt.hex(), "object_hash": obj.hex(), "notified": False}
 
 
 def record(
@@ -109,33 +161,12 @@ def record(
     rng: Rng,
     object_hash: bytes | None = None,
 ) -> Recorded:
-    """Append one event to the chain and anchor it; the caller stores ``chain.columns()`` on the consent."""
-    seq = chain.seq + 1
-    body = event_body(
-        consent_id=chain.consent_id, seq=seq, version=chain.version, kind=kind, at=at, detail=detail
-    )
-    digest = link(chain.head, body)
-    obj = object_hash if object_hash is not None else bytes.fromhex(digest)
-    pending = anchor(conn, LOG_EVENT_TYPE[kind], obj, rng=rng, at=at)
-    values = {
-        "consent_id": chain.consent_id,
-        "seq": seq,
-        "version": chain.version,
-        "kind": kind.value,
-        "actor": actor[:200],
-        "at": at,
-        "detail": json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
-        "prev_hash": chain.head,
-        "hash": digest,
-        "log_seq": pending.seq,
-        "log_event_type": pending.event_type,
-        "salt": pending.salt.hex(),
-        "object_hash": obj.hex(),
-        "notified": False,
-    }
-    event_id = conn.execute(_INSERT_EVENT, values).scalar_one()
-    chain.seq, chain.head = seq, digest
-    return Recorded(int(event_id), seq, digest, kind, at, chain.version, pending)
+    """Append one event to the chain and its commitment to the log, in ``conn``'s transaction (as
+    ``LogService.append`` would, but atomically with the event); the caller then stores ``chain.columns()``."""
+    made = draft(chain, kind, actor=actor, at=at, detail=detail, rng=rng, object_hash=object_hash)
+    log_seq = int(conn.execute(_INSERT_LOG, made.log).scalar_one())
+    event_id = int(conn.execute(_INSERT_EVENT, {**made.event, "log_seq": log_seq}).scalar_one())
+    return made.done(event_id, log_seq)
 
 
 def load(conn: Connection, consent_id: str, *, lock: bool) -> Row[Any] | None:

@@ -12,6 +12,7 @@ from wallet_api.api import CitizenDep
 from wallet_api.consent_api import ConsentDep
 from wallet_api.consent_models import GrantIn, NarrowIn
 from wallet_api.consent_queries import citizen_may
+from wallet_api.consent_wiring import ConsentParts
 
 router = APIRouter(prefix="/wallet/me/consents", tags=["wallet consents"])
 
@@ -86,7 +87,7 @@ def events(consent_id: str, citizen: CitizenDep, consent: ConsentDep) -> list[di
     return consent.queries.events(consent_id, lambda r: r.citizen_id == citizen, for_citizen=True)
 
 
-def _with_receipt(consent_id: str, citizen: str, consent: Any) -> dict[str, Any]:  # noqa: ANN401
+def _with_receipt(consent_id: str, citizen: str, consent: ConsentParts) -> dict[str, Any]:
     view: dict[str, Any] = consent.queries.get(consent_id, citizen_may(citizen), for_citizen=True)
     view["receipt"] = consent.queries.receipt(consent_id, lambda r: r.citizen_id == citizen, wait=0)[
         "receipt"

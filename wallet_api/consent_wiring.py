@@ -58,24 +58,14 @@ def build_consent(
     clients = ClientRegistry(
         engine, token_endpoint=f"{base}/consent/token", issuer=f"{base}/consent", clock=clock
     )
-    purposes = PurposeRegistry(engine, clock=clock)
-    keys = ServiceKeys(keystore)
+    purposes, keys, writer = PurposeRegistry(engine, clock=clock), ServiceKeys(keystore), Writer(engine)
     keys.active()  # create the key now: never inside a consent transaction
     service = ConsentService(
-        Writer(engine),
-        clients=clients,
-        purposes=purposes,
-        keys=keys,
-        vault=vault,
-        log=log,
-        public_url=base,
-        pairwise_key=pairwise_key,
-        clock=clock,
-    )
-    webhooks = Webhooks(engine, clock=clock)
-    history = HistoryWriter(engine, vault)
+        writer, clients=clients, purposes=purposes, keys=keys, vault=vault, log=log, public_url=base,
+        pairwise_key=pairwise_key, clock=clock,
+    )  # fmt: skip
+    webhooks, history = Webhooks(engine, clock=clock), HistoryWriter(writer, vault)
     http = http or httpx.Client(follow_redirects=False, timeout=10.0)
-    worker = ConsentWorker(service, history, webhooks, http, interval=worker_interval, clock=clock)
     return ConsentParts(
         clients=clients,
         purposes=purposes,
@@ -86,6 +76,6 @@ def build_consent(
         keys=keys,
         webhooks=webhooks,
         history=history,
-        worker=worker,
+        worker=ConsentWorker(service, history, webhooks, http, interval=worker_interval, clock=clock),
         resolve_session=resolve_session,
     )

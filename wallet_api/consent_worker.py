@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Row, select, update
 
 from kernel.errors import Conflict, NotFound
 from wallet_api import consent_store as store
@@ -79,8 +79,9 @@ def _party(row: Row[Any]) -> dict[str, Any]:
 class HistoryWriter:
     """Copies consent events into the citizens' access histories (at least once, idempotently)."""
 
-    def __init__(self, engine: Engine, vault: Vault) -> None:
-        self._engine = engine
+    def __init__(self, writer: store.Writer, vault: Vault) -> None:
+        self._writer = writer
+        self._engine = writer.engine
         self._vault = vault
 
     def run(self, *, limit: int = 500) -> int:
@@ -99,11 +100,12 @@ class HistoryWriter:
             rows: Sequence[Row[Any]] = conn.execute(query).all()  # type: ignore[assignment]
         for citizen_id, item_id, entry in history_entries(rows):
             try:
-                self._vault.put(citizen_id, "history", entry, item_id=item_id)
+                with self._writer.gate():  # queue behind (not spin against) the release committer
+                    self._vault.put(citizen_id, "history", entry, item_id=item_id)
             except (NotFound, Conflict):  # the data space was erased: nothing to tell anyone
                 continue
         if rows:
-            with self._engine.begin() as conn:
+            with self._writer.begin() as conn:
                 conn.execute(update(_E).where(_E.c.id.in_([r.id for r in rows])).values(notified=True))
         return len(rows)
 

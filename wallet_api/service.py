@@ -74,6 +74,7 @@ class WalletService:
         resolver: DidResolver,
         public_url: str,
         ref_key: bytes,
+        trusted_issuers: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = writer(engine)
@@ -86,13 +87,14 @@ class WalletService:
         self.resolver = resolver
         self.public_url = public_url.rstrip("/")
         self._ref_key = ref_key
+        self.trusted_issuers = trusted_issuers or (self.public_url,)
         self._clock = clock
 
     # -- enrolment and sign-in ---------------------------------------------------------------------------
     def start_enrolment(self, offer_text: str, pin: str) -> tuple[str, dict[str, Any]]:
         """Redeem the counter's offer (code + PIN prove who this is) into a new, pending data space; then ask
         for a passkey. Returns the passkey ceremony id and its creation options."""
-        offer = parse_offer(offer_text, self.http)
+        offer = parse_offer(offer_text, self.http, allowed_issuers=self.trusted_issuers)
         citizen_id = self.vault.create_citizen()
         try:
             item = self._redeem_into(citizen_id, offer_text, pin)
@@ -126,7 +128,7 @@ class WalletService:
         return self._redeem_into(citizen_id, offer_text, pin)
 
     def _redeem_into(self, citizen_id: str, offer_text: str, pin: str) -> dict[str, Any]:
-        offer = parse_offer(offer_text, self.http)
+        offer = parse_offer(offer_text, self.http, allowed_issuers=self.trusted_issuers)
         key = ec.generate_private_key(
             ec.SECP256R1()
         )  # one holder key per credential: no cross-credential link

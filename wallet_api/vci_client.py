@@ -36,17 +36,36 @@ class Redeemed:
     receipt: dict[str, Any] | None
 
 
-def parse_offer(text: str, http: httpx.Client | None = None) -> CredentialOffer:
-    """Parse ``openid-credential-offer://?credential_offer=...`` (or ``credential_offer_uri``)."""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _check_origin(url: str, allowed: tuple[str, ...] | None) -> None:
+    # The wallet fetches what an offer names: only issuers it trusts, or a QR could make it probe the network.
+    if allowed is not None and _origin(url) not in {_origin(a) for a in allowed}:
+        raise VerificationFailed(
+            "This offer comes from an issuer this wallet does not know.", slug="issuer-untrusted"
+        )
+
+
+def parse_offer(
+    text: str, http: httpx.Client | None = None, *, allowed_issuers: tuple[str, ...] | None = None
+) -> CredentialOffer:
+    """Parse ``openid-credential-offer://?credential_offer=...`` (or ``credential_offer_uri``); with
+    ``allowed_issuers`` refuse any other issuer (``issuer-untrusted``) before fetching anything."""
     try:
         query = parse_qs(urlsplit(text.strip()).query)
+        if "credential_offer_uri" in query:
+            _check_origin(query["credential_offer_uri"][0], allowed_issuers)
         if "credential_offer" in query:
             offer = json.loads(query["credential_offer"][0])
         elif "credential_offer_uri" in query and http is not None:
-            offer = http.get(query["credential_offer_uri"][0]).json()
+            offer = http.get(query["credential_offer_uri"][0]).json()  # origin checked by the caller first
         else:
             raise ValueError("no offer")
         grant = offer["grants"][PRE_AUTH_GRANT]
+        _check_origin(str(offer["credential_issuer"]), allowed_issuers)
         return CredentialOffer(
             credential_issuer=str(offer["credential_issuer"]).rstrip("/"),
             configuration_id=str(offer["credential_configuration_ids"][0]),

@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from playwright.sync_api import expect
-from sqlmodel import Session, select
 
-from issuer.tables import IssuedCredential
 from kernel.i18n import messages, translate
 from tests.pages.a11y import assert_accessible
 from tests.pages.kit import authenticator, img_png, passkeys, read_qr, shoot, show_to_camera
-from tests.pages.live import LiveServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import CDPSession, Locator, Page
@@ -37,13 +34,44 @@ class Offer:
     pin: str
 
 
-def counter_sign_in(counter: Page, token: str, lang: str) -> None:
-    """Sign in with the keyboard only: type the token, press Enter."""
-    field = counter.get_by_label(tr(lang, "counter.signin.token"))
+def counter_add_passkey(counter: Page, token: str, lang: str) -> tuple[CDPSession, str]:
+    """First time at this computer, keyboard only: type the token from ``imi admin token``, press Enter; the
+    page adds a passkey to the officer's account (this page's own virtual authenticator) and signs in with it.
+    The token is not kept: nothing in sessionStorage, the session is the HttpOnly ``imi_staff`` cookie."""
+    cdp, auth = authenticator(counter)
+    field = counter.get_by_label(tr(lang, "counter.first.token"))
     field.focus()
     counter.keyboard.type(token)
     counter.keyboard.press("Enter")
     expect(counter.locator("#desk")).to_be_visible()
+    expect(field).to_have_value("")
+    stored = passkeys(cdp, auth)
+    assert len(stored) == 1
+    assert stored[0]["isResidentCredential"]
+    assert counter.evaluate("() => sessionStorage.length") == 0
+    (cookie,) = [c for c in counter.context.cookies() if c["name"] == "imi_staff"]
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    return cdp, auth
+
+
+def counter_passkey_sign_in(counter: Page, lang: str) -> None:
+    """Sign out, then sign in with the passkey alone (the button, by keyboard)."""
+    with counter.expect_navigation():  # the page reloads once the session is ended
+        counter.get_by_role("button", name=tr(lang, "counter.signout")).click()
+    expect(counter.locator("#signin")).to_be_visible()
+    assert not [c for c in counter.context.cookies() if c["name"] == "imi_staff"]
+    button = counter.get_by_role("button", name=tr(lang, "counter.signin.passkey"))
+    button.focus()
+    counter.keyboard.press("Enter")
+    expect(counter.locator("#desk")).to_be_visible()
+    expect(counter.get_by_label(tr(lang, "field.name"), exact=True)).to_be_focused()
+
+
+def counter_sign_in(counter: Page, token: str, lang: str) -> None:
+    """The officer's first visit: add a passkey with the token, then sign in with the passkey alone."""
+    counter_add_passkey(counter, token, lang)
+    counter_passkey_sign_in(counter, lang)
 
 
 def counter_issue(counter: Page, lang: str, *, shots: str | None = None) -> Offer:
@@ -74,12 +102,20 @@ def counter_issue(counter: Page, lang: str, *, shots: str | None = None) -> Offe
     return Offer(check_id, png, text, pin)
 
 
-def credential_id_of(server: LiveServer, check_id: str) -> str:
-    """The issued credential's id. No officer API finds it from the check yet (see the report): the officer
-    would read it from their records; the test reads the issuer's table."""
-    with Session(server.app.state.engine) as session:
-        row = session.exec(select(IssuedCredential).where(IssuedCredential.check_id == check_id)).one()
-    return row.id
+def counter_open_issued(counter: Page, lang: str) -> str:
+    """Once the citizen's wallet has collected the offer, the counter lists the credential issued from the
+    check (it polls; "Refresh" asks at once); "Open" shows its status. Returns the credential id."""
+    counter.locator("#issued").get_by_role("button", name=tr(lang, "counter.issued.refresh")).click()
+    item = counter.locator("#issued-list li")
+    expect(item).to_have_count(1)
+    expect(counter.locator("#issued-status")).to_have_attribute("data-kind", "ok")
+    item.get_by_role("button", name=tr(lang, "counter.issued.open")).click()
+    expect(counter.locator("#state-list")).to_be_visible()
+    expect(counter.get_by_label(tr(lang, "field.reason"))).to_be_focused()
+    credential_id = counter.get_by_label(tr(lang, "field.credential_id")).input_value()
+    assert credential_id.startswith("urn:uuid:"), credential_id
+    expect(item).to_contain_text(credential_id)
+    return credential_id
 
 
 def wallet_enrol_by_camera(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.pages import flows
 from tests.pages.a11y import assert_accessible
 from tests.pages.flows import tr
 from tests.pages.kit import DESKTOP, KIOSK, PHONE, shoot
@@ -65,10 +66,7 @@ def test_keyboard_only(open_page: Callable[..., Page], server: LiveServer) -> No
         seen.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
     assert seen[:5] == ["login", "offer", "offer-camera", "pin", tr("en", "wallet.enrol.submit")], seen
     counter = open_page("/counter", DESKTOP, "en")
-    counter.get_by_label(tr("en", "counter.signin.token")).focus()
-    counter.keyboard.type(server.officer_token())
-    counter.keyboard.press("Enter")
-    expect(counter.locator("#desk")).to_be_visible()
+    flows.counter_add_passkey(counter, server.officer_token(), "en")  # keyboard only: token, Enter
     expect(counter.get_by_label(tr("en", "field.name"), exact=True)).to_be_focused()
     assert_accessible(counter)
     shoot(counter, "00-counter-desk-en")

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from kernel.errors import Unauthenticated
 from kernel.i18n import LANGS, messages, negotiate, parse_accept_language
 from tests.pages.live import wire_pages
 from verifier.pages import kiosk_config
@@ -171,6 +172,22 @@ def test_unknown_assets_are_404(pages: TestClient) -> None:
 
 def test_counter_me_needs_an_officer(pages: TestClient) -> None:
     assert pages.get("/counter/me").status_code == 401
+
+
+def test_counter_signout_ends_the_staff_session(pages: TestClient) -> None:
+    """Signing out revokes the ``imi_staff`` session and clears the cookie; without one it is a no-op."""
+    app = pages.app
+    assert isinstance(app, FastAPI)
+    session = app.state.sessions.create("staff:nobody")
+    pages.cookies.set("imi_staff", session)
+    response = pages.post("/counter/signout")
+    assert response.status_code == 204
+    assert 'imi_staff=""' in response.headers["set-cookie"]
+    assert "samesite=strict" in response.headers["set-cookie"].lower()
+    with pytest.raises(Unauthenticated, match="not valid"):
+        app.state.sessions.resolve(session)
+    pages.cookies.clear()
+    assert pages.post("/counter/signout").status_code == 204
 
 
 def test_vendored_decoder_keeps_its_licence() -> None:

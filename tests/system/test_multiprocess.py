@@ -181,7 +181,7 @@ def test_pre_authorized_code_redeemed_on_one_process_is_used_on_the_others(
     assert first.status_code == 200, first.text
     for server in cluster.servers[1:]:
         again = _token(http, server.base, offer, offer["tx_code"])
-        assert again.status_code == 409, again.text
+        assert again.status_code == 400, again.text  # RFC 6749 section 5.2: invalid_grant is a 400
         assert problem_type(again) == "code-used"
         assert again.json()["error"] == "invalid_grant"
 

@@ -20,7 +20,9 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis import BaseSchema
 from schemathesis.checks import not_a_server_error
+from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from imi.app import create_app
@@ -88,10 +90,13 @@ def api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         app.state.wallet.http = client
         app.state.wallet.resolver = DidWebResolver(CachingFetcher(HttpFetcher(client)))
         yield Api(app, client)
+    # schemathesis starts the app's lifespan once and keeps it for the whole process: stop it (and its
+    # sequencer loop) before this module's database goes away
+    shutdown_lifespans()
     app.state.engine.dispose()
 
 
-def _load_schema() -> Any:
+def _load_schema() -> BaseSchema:
     """The document, read at collection time from a throwaway app (schemathesis' lazy ``from_fixture`` loader
     does not work with pytest 9.2, which dropped ``Node._nodeid``); the requests go to the ``api`` app."""
     with tempfile.TemporaryDirectory() as tmp:

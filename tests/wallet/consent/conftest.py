@@ -22,14 +22,18 @@ from wallet_api.consent_api import install
 from wallet_api.consent_wiring import ConsentParts, build_consent
 
 PURPOSE = "dpv:CreditChecking"
-NAME, BIRTH, ID_NUMBER, ADDRESS = (f"credentialSubject.{c}" for c in ("name", "birthDate", "idNumber", "address"))
+NAME, BIRTH, ID_NUMBER, ADDRESS = (
+    f"credentialSubject.{c}" for c in ("name", "birthDate", "idNumber", "address")
+)
 
 
 class Clock:
     """Wall-clock time that tests move forward."""
 
     def __init__(self) -> None:
-        self.now = float(int(time.time()))
+        self.now = float(
+            int(time.time()) + 60
+        )  # a minute ahead: credentials issued during the test are valid
 
     def __call__(self) -> float:
         return self.now
@@ -79,8 +83,8 @@ def consent(app: FastAPI, client: TestClient, clock: Clock, receiver: Receiver) 
         http=httpx.Client(transport=httpx.MockTransport(receiver)),
         clock=clock,
     )
-    if any(getattr(route, "path", "") == "/consent/token" for route in app.routes):
-        app.state.consent = parts  # already mounted by the composition root: use the test clock's parts
+    if hasattr(app.state, "consent"):  # mounted by the composition root: swap in the test clock's parts
+        app.state.consent = parts
     else:
         install(app, parts)
     return parts
@@ -113,6 +117,7 @@ class ThirdParty:
     kid: str
     clock: Clock
     _token: str | None = None
+    _token_until: float = 0.0
 
     def assertion(self, **overrides: Any) -> str:
         now = int(self.clock())
@@ -134,14 +139,18 @@ class ThirdParty:
             "client_assertion": assertion or self.assertion(),
             **form,
         }
-        return self.client.post("/consent/token", data=data)
+        resp: httpx.Response = self.client.post("/consent/token", data=data)
+        return resp
 
     @property
     def headers(self) -> dict[str, str]:
-        if self._token is None:
+        if self._token is None or self.clock() >= self._token_until:  # tokens live 5 minutes
             resp = self.token_response()
             assert resp.status_code == 200, resp.text
-            self._token = resp.json()["access_token"]
+            self._token, self._token_until = (
+                resp.json()["access_token"],
+                self.clock() + resp.json()["expires_in"],
+            )
         return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, **overrides: Any) -> dict[str, Any]:
@@ -167,7 +176,10 @@ class ThirdParty:
 
     def release(self, consent_id: str, nonce: str | None = None, **params: str) -> httpx.Response:
         query = {"nonce": nonce or secrets.token_urlsafe(12), **params}
-        return self.client.get(f"/consent/consents/{consent_id}/data", params=query, headers=self.headers)
+        resp: httpx.Response = self.client.get(
+            f"/consent/consents/{consent_id}/data", params=query, headers=self.headers
+        )
+        return resp
 
 
 @pytest.fixture
@@ -175,9 +187,15 @@ def make_third_party(
     client: TestClient, admin: dict[str, str], clock: Clock, purpose: str
 ) -> Callable[..., ThirdParty]:
     def factory(
-        name: str = "Example Bank", *, eddsa: bool = False, webhook_url: str | None = None, purposes: tuple[str, ...] = (PURPOSE,)
+        name: str = "Example Bank",
+        *,
+        eddsa: bool = False,
+        webhook_url: str | None = None,
+        purposes: tuple[str, ...] = (PURPOSE,),
     ) -> ThirdParty:
-        key: PrivateKey = ed25519.Ed25519PrivateKey.generate() if eddsa else ec.generate_private_key(ec.SECP256R1())
+        key: PrivateKey = (
+            ed25519.Ed25519PrivateKey.generate() if eddsa else ec.generate_private_key(ec.SECP256R1())
+        )
         kid = secrets.token_hex(4)
         body = {
             "name": name,
@@ -201,4 +219,7 @@ def bank(make_third_party: Callable[..., ThirdParty]) -> ThirdParty:
 
 def grant(client: TestClient, session: dict[str, str], consent_id: str, **body: Any) -> httpx.Response:
     payload = {"items": [NAME, BIRTH, ID_NUMBER], "sensitive_confirmed": [ID_NUMBER], **body}
-    return client.post(f"/wallet/me/consents/{consent_id}/grant", json=payload, headers=session)
+    resp: httpx.Response = client.post(
+        f"/wallet/me/consents/{consent_id}/grant", json=payload, headers=session
+    )
+    return resp
