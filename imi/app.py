@@ -46,6 +46,8 @@ from verifier.fetch import CachingFetcher, DidWebResolver, HttpFetcher
 from verifier.pages import router as kiosk_pages
 from verifier.service import VerifierService
 from wallet_api.api import router as wallet_router
+from wallet_api.consent_api import install as install_consent
+from wallet_api.consent_wiring import ConsentParts, build_consent
 from wallet_api.pages import router as wallet_pages
 from wallet_api.service import WalletService
 from wallet_api.vault import Vault
@@ -66,6 +68,7 @@ class Services:
     verifier: VerifierService
     verifier_identity: VerifierIdentity
     wallet: WalletService
+    consent: ConsentParts
 
 
 def build_services(settings: Settings) -> Services:
@@ -91,7 +94,16 @@ def build_services(settings: Settings) -> Services:
         )
     identity = verifier_wiring.identity(keystore, settings)
     wallet = build_wallet(engine, settings, keystore, log, master)
-    return Services(settings, engine, keystore, log, issuer, oid4vci, verifier, identity, wallet)
+    consent = build_consent(
+        engine,
+        keystore=keystore,
+        log=log,
+        vault=wallet.vault,
+        pairwise_key=derive_key(master, "pairwise"),
+        public_url=settings.public_url,
+        resolve_session=wallet.sessions.resolve,
+    )
+    return Services(settings, engine, keystore, log, issuer, oid4vci, verifier, identity, wallet, consent)
 
 
 def build_wallet(
@@ -135,7 +147,10 @@ async def _housekeeping(services: Services, every: float = 3600.0) -> None:
 
 
 def _include_routers(app: FastAPI, settings: Settings) -> None:
-    """Each party's routers; ``imi serve --only X`` mounts one party (the shared services exist either way)."""
+    """Each party's routers; ``imi serve --only X`` mounts one party (the shared services exist either way).
+    The consent API goes first: its release route is the hot path and routes are matched in order."""
+    if "wallet" in settings.parties:
+        install_consent(app, app.state.services.consent)
     if "ledger" in settings.parties:
         app.include_router(log_router)
     if "issuer" in settings.parties:
@@ -167,11 +182,13 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
         loop = SequencerLoop(services.log, settings.log_batch_interval) if run_sequencer else None
         if loop:
             loop.start()
+        services.consent.worker.start()
         housekeeping = asyncio.create_task(_housekeeping(services))
         try:
             yield
         finally:
             housekeeping.cancel()
+            services.consent.worker.stop()
             if loop:
                 loop.stop()
 

@@ -10,6 +10,7 @@ import kernel.auth_tables
 import kernel.keystore
 import ledger.tables
 import verifier.tables
+import wallet_api.consent_tables
 import wallet_api.tables
 
 metadata = SQLModel.metadata

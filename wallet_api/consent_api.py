@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from kernel.accounts import Principal, Role, require_role
 from kernel.qr import qr_svg
+from kernel.ratelimit import RateLimit
 from kernel.web import PrincipalDep
 from wallet_api.consent_grants import Assisted
 from wallet_api.consent_models import (
@@ -61,7 +62,10 @@ OfficerDep = Annotated[Principal, Depends(officer)]
 
 # -- third parties -------------------------------------------------------------------------------------------
 @router.post(
-    "/token", response_model=TokenOut, summary="Access token (client credentials, RFC 7523 private_key_jwt)"
+    "/token",
+    response_model=TokenOut,
+    summary="Access token (client credentials, RFC 7523 private_key_jwt)",
+    dependencies=[Depends(RateLimit(60, 60, scope="consent-token"))],
 )
 def token(
     consent: ConsentDep,

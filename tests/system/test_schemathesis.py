@@ -29,7 +29,6 @@ from imi.app import create_app
 from kernel import openapi, ratelimit
 from kernel.accounts import Role, create_token
 from kernel.settings import Settings
-from tests.conftest import PG_URL
 from tests.system.cluster import FULL, PROBLEM_JSON, problem_type
 from tests.verifier.verifier_fixtures import fresh_verifier
 from tests.wallet.soft_authenticator import SoftAuthenticator
@@ -154,23 +153,14 @@ def _assert_client_error(resp: Any) -> None:
     assert resp.headers["content-type"].startswith(PROBLEM_JSON)
 
 
-TILE_FINDING = pytest.mark.xfail(
-    strict=True, reason="FINDING tile-unicode-digit: '²'.isdigit() but int('²') raises ValueError -> 500"
-)
-
-
-@pytest.mark.parametrize(
-    "level", [pytest.param("²", marks=TILE_FINDING), pytest.param("①", marks=TILE_FINDING), "٣", "1٣"]
-)
+# FINDING tile-unicode-digit (fixed): '²'.isdigit() but int('²') raised ValueError -> 500
+@pytest.mark.parametrize("level", ["²", "①", "٣", "1٣"])
 def test_tile_level_with_unicode_digits_is_refused_as_malformed(api: Api, level: str) -> None:
     resp = api.client.get(f"/log/tile/{level}/000")
     _assert_client_error(resp)
     assert problem_type(resp) == "tile-path-invalid"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="FINDING tile-unicode-digit: '000.p/²' passes isdigit() and int() raises -> 500"
-)
 def test_tile_width_with_a_superscript_digit_is_refused_as_malformed(api: Api) -> None:
     _assert_client_error(api.client.get("/log/tile/0/000.p/²"))
 
@@ -183,11 +173,7 @@ NUL_REQUESTS = [
 ]
 
 
-@pytest.mark.xfail(
-    condition=bool(PG_URL),
-    strict=True,
-    reason="FINDING nul-is-503: PostgreSQL refuses NUL in text (DataError), mapped to 503 database-unavailable",
-)
+# FINDING nul-is-503 (fixed): PostgreSQL refuses NUL in text (DataError); now a 400, not an outage
 @pytest.mark.parametrize(("method", "path", "kwargs"), NUL_REQUESTS)
 def test_a_nul_character_in_input_is_a_client_error_not_an_outage(
     api: Api, method: str, path: str, kwargs: dict[str, Any]
@@ -195,10 +181,7 @@ def test_a_nul_character_in_input_is_a_client_error_not_an_outage(
     _assert_client_error(getattr(api.client, method)(path, **kwargs))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING wallet-offer-fetch: an unreachable credential_offer_uri / issuer raises httpx.ConnectError -> 500",
-)
+# FINDING wallet-offer-fetch (fixed): unknown issuers are refused before any fetch; network errors are 503
 @pytest.mark.parametrize(
     "offer",
     [

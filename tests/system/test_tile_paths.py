@@ -72,11 +72,7 @@ def test_index_encoding_is_groups_of_three_digits(n: int) -> None:
             parse_tile_path("0", text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="FINDING tile-unicode-digit: str.isdigit() accepts '²' and '①' that int() refuses -> ValueError (500)",
-)
+# FINDING tile-unicode-digit (fixed): str.isdigit() accepted '²' and '①' that int() refuses
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(any_text, any_text)
 @example("²", "000")
@@ -86,10 +82,7 @@ def test_any_text_is_a_tile_or_malformed(level: str, rest: str) -> None:
     _parse_or_refuse("0", "000.p/" + level)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING tile-unicode-digit: re '\\d' matches Arabic-Indic digits: tile/0/٠٠١ is an alias of tile/0/001",
-)
+# FINDING tile-unicode-digit (fixed): re '\\d' matched Arabic-Indic digits, so tile/0/٠٠١ aliased tile/0/001
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(any_text)
 @example("٠٠١")
