@@ -293,6 +293,7 @@
           call("POST", "/issuer/credentials/" + encodeURIComponent(credentialId) + "/status", body));
         showState(state);
         say(status, t("counter.manage.done-" + action), "ok");
+        refreshIssued().catch(() => {}); // the issued list shows the new status too
       } catch (error) {
         say(status, problemText(error), "bad");
       }

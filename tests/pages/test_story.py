@@ -85,6 +85,7 @@ def test_the_whole_story(
     expect(counter.locator("#state-list")).to_have_attribute("data-status", "active")
     flows.counter_status(counter, ZH, "suspend", "手机遗失")
     expect(counter.locator("#state-list")).to_have_attribute("data-status", "suspended")
+    expect(counter.locator("#issued-list li")).to_contain_text(tr(ZH, "status.suspended"))
     server.clock.advance(61)  # the kiosks' cached status list (max-age 60 s) goes stale
     flows.counter_verify(counter, ZH, flows.wallet_show_qr(wallet, EN)[1])
     flows.expect_outcome(
