@@ -23,7 +23,7 @@ from typing import Any, cast
 from bench.common import Result, machine, print_table
 
 BENCH = Path(__file__).resolve().parent
-MODULES = ("ledger", "issue", "verify", "consent", "load")
+MODULES = ("ledger", "issue", "verify", "wallet", "consent", "load")
 LATEST = BENCH / "results" / "latest.json"
 
 

@@ -43,3 +43,12 @@ def qr_svg(data: str, level: str = "M") -> str:
 
 def png_data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def render(data: str, level: str = "M") -> tuple[int, bytes, str]:
+    """Encode once and draw both images: ``(version, png, svg)`` (encoding is the slow part)."""
+    qr = _make(data, level)
+    buf = io.BytesIO()
+    qr.make_image().save(buf)
+    svg: bytes = qr.make_image(image_factory=qrcode.image.svg.SvgPathImage).to_string()
+    return int(qr.version), buf.getvalue(), svg.decode()

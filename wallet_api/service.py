@@ -23,7 +23,7 @@ from kernel.errors import MalformedInput, NotFound
 from kernel.jose import PrivateKey, decode_jws_unverified, sign_jws
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.passkeys import PasskeyInfo, PasskeyService
-from kernel.qr import png_data_url, qr_png, qr_svg, qr_version
+from kernel.qr import png_data_url, render
 from kernel.qr_payload import encode_compact, encode_reference
 from kernel.sdjwt import parse_sd_jwt, present
 from kernel.sealing import seal, unseal
@@ -220,9 +220,8 @@ class WalletService:
         self._remember(
             citizen_id, "presentation", {"form": form, "claims": claims, "credential": credential_item}
         )
-        return PresentationQr(
-            text, form, qr_version(text, "M"), qr_svg(text), png_data_url(qr_png(text)), QR_LIFETIME
-        )
+        version, png, svg = render(text, "M")
+        return PresentationQr(text, form, version, svg, png_data_url(png), QR_LIFETIME)
 
     def _park(self, citizen_id: str, presentation: str) -> str:
         ref = secrets.token_urlsafe(16)

@@ -33,6 +33,7 @@ class Vault:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = writer(engine)
+        self._reader = engine  # reads need no write lock (SQLite BEGIN IMMEDIATE would serialise them)
         self._kek = wrapping_key
         self._clock = clock
 
@@ -50,7 +51,7 @@ class Vault:
         return citizen_id
 
     def citizen(self, citizen_id: str) -> Citizen:
-        with Session(self._engine, expire_on_commit=False) as s:
+        with Session(self._reader, expire_on_commit=False) as s:
             row = s.get(Citizen, citizen_id)
         if row is None or row.status == "erased":
             raise NotFound("No such citizen.", slug="citizen-not-found")
@@ -90,14 +91,14 @@ class Vault:
 
     def get(self, citizen_id: str, item_id: str, kind: str) -> dict[str, Any]:
         """One item of ``citizen_id``; ``NotFound`` for anything else (never tells that it exists elsewhere)."""
-        with Session(self._engine, expire_on_commit=False) as s:
+        with Session(self._reader, expire_on_commit=False) as s:
             row = s.get(VaultItem, item_id[:64])
         if row is None or row.citizen_id != citizen_id or row.kind != kind:
             raise NotFound("No such item.", slug="vault-item-not-found")
         return self._open(citizen_id, row)
 
     def items(self, citizen_id: str, kind: str, *, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-        with Session(self._engine, expire_on_commit=False) as s:
+        with Session(self._reader, expire_on_commit=False) as s:
             rows = s.exec(
                 select(VaultItem)
                 .where(col(VaultItem.citizen_id) == citizen_id, col(VaultItem.kind) == kind)
