@@ -26,7 +26,7 @@ from issuer.oid4vci import Oid4vciService
 from issuer.pages import router as counter_pages
 from issuer.service import IssuerService
 from kernel import openapi, problems, ratelimit
-from kernel.db import make_engine, ping
+from kernel.db import is_sqlite, make_engine, ping
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.logs import configure as configure_logs
 from kernel.passkeys import PasskeyService
@@ -86,11 +86,13 @@ def build_services(settings: Settings) -> Services:
     issuer = IssuerService(engine, keystore, log, master, public_url=settings.public_url)
     oid4vci = Oid4vciService(engine, issuer, hmac_key=derive_key(master, "oid4vci"))
     trust = verifier_wiring.trust_policy(settings, own_log_vkey=signer.verifier.vkey)
+    # The verifier's own writes (replay cache, verification records) need no fsync each (see kernel.db).
+    scans = make_engine(settings.resolved_database_url, durable=False) if is_sqlite(engine) else engine
     if settings.verifier_bundle is not None:
-        verifier = verifier_wiring.offline_verifier(engine, settings, settings.verifier_bundle.read_text())
+        verifier = verifier_wiring.offline_verifier(scans, settings, settings.verifier_bundle.read_text())
     else:
         verifier = verifier_wiring.online_verifier(
-            engine, settings, trust, result_key=derive_key(master, "verifier-results")
+            scans, settings, trust, result_key=derive_key(master, "verifier-results")
         )
     identity = verifier_wiring.identity(keystore, settings)
     wallet = build_wallet(engine, settings, keystore, log, master)

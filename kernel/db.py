@@ -23,17 +23,17 @@ from kernel.errors import InfrastructureFailure
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, durable: bool = True) -> Engine:
     """Create the engine for ``url``; for SQLite the parent folder is created and WAL is switched on."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(url, parsed.database, durable=durable)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def _sqlite_engine(url: str, database: str | None, *, durable: bool = True) -> Engine:
     if database and database != ":memory:" and not database.startswith("file:"):  # URIs name existing files
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
@@ -45,7 +45,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss, not only a crash
+        # FULL: an acknowledged write survives power loss, not only a crash. NORMAL (``durable=False``, WAL):
+        # survives a process crash, may lose the last commits on power loss; for records that can be lost
+        # without harm (replay cache, verification records), where an fsync per kiosk scan is the bottleneck.
+        cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(
