@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from issuer.credentials import (
@@ -53,6 +53,8 @@ from schemas.issuer import (
 )
 
 ISSUER_KEY_PURPOSE = "issuer"
+_CREDENTIALS = IssuedCredential.__table__  # type: ignore[attr-defined]
+_AUDIT = IssuerAudit.__table__  # type: ignore[attr-defined]
 _CHECK_ADAPTER: TypeAdapter[PersonCheckIn | CompanyCheckIn] = TypeAdapter(CheckIn)
 
 
@@ -66,7 +68,9 @@ class Issued:
 
 @dataclass(frozen=True)
 class Prepared:
-    row: IssuedCredential
+    row: dict[
+        str, Any
+    ]  # an ``issued_credential`` row: plain values, inserted in bulk (Core, not ORM objects)
     secured: SecuredCredential
 
 
@@ -238,30 +242,43 @@ class IssuerService:
                 )
             )
         pending = self._log.append_many(
-            [(EventType.CREDENTIAL_ISSUED, bytes.fromhex(p.row.object_hash)) for p in prepared]
+            [(EventType.CREDENTIAL_ISSUED, bytes.fromhex(p.row["object_hash"])) for p in prepared]
         )
-        with Session(self._engine, expire_on_commit=False) as s:
+        audit_at = self._clock()
+        with self._engine.begin() as conn:
             for p, pend in zip(prepared, pending, strict=True):
-                p.row.log_salt = pend.salt.hex()
-                s.add(p.row)
-                s.add(
-                    self._audit_row(
-                        actor, "credential.issued", p.row.id, {"format": fmt.value, "log_seq": pend.seq}
-                    )
-                )
-            s.commit()
+                p.row["log_salt"] = pend.salt.hex()
+            conn.execute(insert(_CREDENTIALS), [p.row for p in prepared])
+            conn.execute(
+                insert(_AUDIT),
+                [
+                    {
+                        "at": audit_at,
+                        "actor": actor,
+                        "action": "credential.issued",
+                        "target": p.row["id"],
+                        "detail": json.dumps({"format": fmt.value, "log_seq": pend.seq}),
+                    }
+                    for p, pend in zip(prepared, pending, strict=True)
+                ],
+            )
         receipts: list[Receipt | None] = [None] * len(prepared)
         if wait_for_receipt:
             receipts = list(self._log.wait_receipts(pending))
-            with Session(self._engine, expire_on_commit=False) as s:
-                for p, r in zip(prepared, receipts, strict=True):
-                    stored = s.get(IssuedCredential, p.row.id)
-                    if stored is not None and r is not None:
-                        stored.receipt = r.model_dump_json()
-                        s.add(stored)
-                s.commit()
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(_CREDENTIALS)
+                    .where(_CREDENTIALS.c.id == bindparam("b_id"))
+                    .values(receipt=bindparam("b_r")),
+                    [
+                        {"b_id": p.row["id"], "b_r": r.model_dump_json()}
+                        for p, r in zip(prepared, receipts, strict=True)
+                        if r is not None
+                    ],
+                )
         return [
-            Issued(p.row.id, fmt, p.secured.serialization, r) for p, r in zip(prepared, receipts, strict=True)
+            Issued(p.row["id"], fmt, p.secured.serialization, r)
+            for p, r in zip(prepared, receipts, strict=True)
         ]
 
     def _prepare(
@@ -295,22 +312,24 @@ class IssuerService:
             extra=extra,
         )
         secured = secure(draft, fmt, key=key.private_key, kid=self.kid_url(key), holder_jwk=holder_jwk)
-        row = IssuedCredential(
-            id=credential_id,
-            check_id=check_id,
-            credential_type=ctype,
-            format=fmt.value,
-            kid=key.kid,
-            holder_thumbprint=jwk_thumbprint(holder_jwk) if holder_jwk else None,
-            revocation_list=revocation.list_id,
-            revocation_index=revocation.index,
-            suspension_list=suspension.list_id,
-            suspension_index=suspension.index,
-            object_hash=object_hash(secured.issuer_jwt).hex(),
-            log_salt="",
-            issued_at=now,
-            valid_until=draft.valid_until,
-        )
+        row = {
+            "id": credential_id,
+            "check_id": check_id,
+            "credential_type": ctype,
+            "format": fmt.value,
+            "kid": key.kid,
+            "holder_thumbprint": jwk_thumbprint(holder_jwk) if holder_jwk else None,
+            "revocation_list": revocation.list_id,
+            "revocation_index": revocation.index,
+            "suspension_list": suspension.list_id,
+            "suspension_index": suspension.index,
+            "status": "active",
+            "object_hash": object_hash(secured.issuer_jwt).hex(),
+            "log_salt": "",
+            "receipt": None,
+            "issued_at": now,
+            "valid_until": draft.valid_until,
+        }
         return Prepared(row, secured)
 
     # -- status --------------------------------------------------------------------------------------------
