@@ -29,7 +29,7 @@ from kernel.sdjwt import parse_sd_jwt, present
 from kernel.sealing import seal, unseal
 from kernel.sessions import SessionService
 from ledger.commitment import EventType
-from ledger.service import LogService
+from ledger.service import LogService, PendingAppend
 from wallet_api.tables import PresentationRef
 from wallet_api.vault import Vault
 from wallet_api.vci_client import parse_offer, redeem
@@ -218,7 +218,10 @@ class WalletService:
         else:
             raise MalformedInput("form must be compact or reference.", slug="qr-form-unknown")
         self._remember(
-            citizen_id, "presentation", {"form": form, "claims": claims, "credential": credential_item}
+            citizen_id,
+            "presentation",
+            {"form": form, "claims": claims, "credential": credential_item},
+            anchor=presentation,
         )
         version, png, svg = render(text, "M")
         return PresentationQr(text, form, version, svg, png_data_url(png), QR_LIFETIME)
@@ -252,8 +255,11 @@ class WalletService:
             s.commit()
         if row is None or claimed.rowcount != 1:
             raise NotFound("This presentation is gone (used or expired).", slug="reference-gone")
-        self._remember(row.citizen_id, "verification", {"channel": "reference-qr", "party": "kiosk"})
-        return unseal(self._ref_key, row.sealed, aad=row.ref.encode()).decode()
+        presentation = unseal(self._ref_key, row.sealed, aad=row.ref.encode()).decode()
+        self._remember(
+            row.citizen_id, "verification", {"channel": "reference-qr", "party": "kiosk"}, anchor=presentation
+        )
+        return presentation
 
     # -- OpenID4VP ---------------------------------------------------------------------------------------
     def read_vp_request(self, qr_text: str) -> VpRequest:
@@ -273,16 +279,58 @@ class WalletService:
             citizen_id,
             "verification",
             {"channel": "openid4vp", "party": request.verifier_did, "claims": claims},
+            anchor=presentation,
         )
         return result
 
     # -- history, export, erasure --------------------------------------------------------------------------
-    def _remember(self, citizen_id: str, kind: str, entry: dict[str, Any]) -> None:
-        self.vault.put(citizen_id, "history", {"at": int(self._clock()), "kind": kind, **entry})
+    def _remember(
+        self, citizen_id: str, kind: str, entry: dict[str, Any], *, anchor: str | None = None
+    ) -> None:
+        """A sealed history entry. With ``anchor`` (the presentation released), its hash is committed to the log
+        as ``data.released``; the entry keeps the salt, and the receipt is built when the history is read."""
+        if anchor is not None:
+            pending = self._log.append(EventType.DATA_RELEASED, hashlib.sha256(anchor.encode()).digest())
+            entry = {
+                **entry,
+                "anchor": {
+                    "seq": pending.seq,
+                    "salt": pending.salt.hex(),
+                    "object_hash": pending.object_hash.hex(),
+                    "commitment": pending.commitment.hex(),
+                },
+            }
+        self._put_history(citizen_id, {"at": int(self._clock()), "kind": kind, **entry})
+
+    def _put_history(self, citizen_id: str, entry: dict[str, Any], item_id: str | None = None) -> None:
+        self.vault.put(citizen_id, "history", entry, item_id=item_id)
 
     def history(self, citizen_id: str, *, kind: str | None = None) -> list[dict[str, Any]]:
-        entries = [{"id": i, **e} for i, e in self.vault.items(citizen_id, "history")]
+        """Newest first; anchored entries carry their receipt once the log has integrated them."""
+        entries = [
+            {"id": item_id, **self._with_receipt(citizen_id, item_id, entry)}
+            for item_id, entry in self.vault.items(citizen_id, "history")
+        ]
         return [e for e in entries if kind is None or e.get("kind") == kind]
+
+    def _with_receipt(self, citizen_id: str, item_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        anchor = entry.get("anchor")
+        if not isinstance(anchor, dict) or "receipt" in entry:
+            return entry
+        receipt = self._log.receipt(
+            PendingAppend(
+                int(anchor["seq"]),
+                EventType.DATA_RELEASED.value,
+                bytes.fromhex(anchor["salt"]),
+                bytes.fromhex(anchor["object_hash"]),
+                bytes.fromhex(anchor["commitment"]),
+            )
+        )
+        if receipt is None:
+            return entry  # not integrated yet: the next read has it
+        done = {**entry, "receipt": receipt.model_dump()}
+        self._put_history(citizen_id, done, item_id)
+        return done
 
     def export(self, citizen_id: str) -> dict[str, Any]:
         """Everything about the citizen (PIPL art. 45), except private keys, which never leave the wallet."""

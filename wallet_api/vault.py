@@ -83,9 +83,10 @@ class Vault:
             existing = s.get(VaultItem, item_id)
             if existing is not None and existing.citizen_id != citizen_id:
                 raise NotFound("No such item.", slug="vault-item-not-found")
-            s.merge(
-                VaultItem(id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=self._clock())
-            )
+            created = (
+                existing.created_at if existing is not None else self._clock()
+            )  # updates keep their place
+            s.merge(VaultItem(id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=created))
             s.commit()
         return item_id
 

@@ -129,7 +129,14 @@ def test_answer_a_kiosk_request(client: TestClient, enrol: Callable[..., Citizen
     assert status["status"] == "verified"
     assert status["result"]["disclosed"] == {"name": "王小明"}
     history = client.get("/wallet/me/history", headers=citizen.session).json()
-    assert any(h["kind"] == "verification" and h.get("claims") == ["name"] for h in history)
+    entry = next(h for h in history if h["kind"] == "verification" and h.get("claims") == ["name"])
+    # every release is anchored: the receipt proves a commitment to exactly what was shown is in the log
+    from ledger.note import NoteVerifier
+    from ledger.receipt import Receipt, verify_receipt
+
+    receipt = Receipt.model_validate(entry["receipt"])
+    assert receipt.event_type == "data.released"
+    verify_receipt(receipt, log_verifier=NoteVerifier.from_vkey(client.get("/log/vkey").text.strip()))
 
 
 def test_citizen_a_cannot_touch_citizen_b(client: TestClient, enrol: Callable[..., Citizen]) -> None:
