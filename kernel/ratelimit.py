@@ -14,7 +14,7 @@ Privacy: the client address is stored only inside a SHA-256 bucket key together 
 and every row is deleted soon after its window ends (a purge runs every ``PURGE_EVERY`` hits per process).
 
 The table lives outside ``SQLModel.metadata`` (it is created on first use, ``checkfirst``); the migration that
-makes it part of the Alembic history is given in the module's docs (``MIGRATION``).
+makes it part of the Alembic history is ``migrations/versions/0007_rate_limits.py``.
 
 Fixed windows allow up to ``2 * limit`` hits around a window boundary; that is accepted here: the limits sit far
 below what a guessing attack needs (a 6-digit PIN space is 10**6; each offer also locks after 5 wrong PINs).
@@ -57,38 +57,6 @@ RATE_LIMIT = Table(
     Column("hits", Integer, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),  # unix seconds: end of the window
 )
-
-MIGRATION = '''"""rate limit windows
-
-Revision ID: <next>
-Revises: <head>
-"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "<next>"
-down_revision = "<head>"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    if sa.inspect(op.get_bind()).has_table("rate_limit_window"):
-        return  # created on first use by kernel.ratelimit before this migration existed
-    op.create_table(
-        "rate_limit_window",
-        sa.Column("bucket", sa.String(length=64), nullable=False),
-        sa.Column("hits", sa.Integer(), nullable=False),
-        sa.Column("expires_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("bucket"),
-    )
-    op.create_index("ix_rate_limit_window_expires_at", "rate_limit_window", ["expires_at"])
-
-
-def downgrade() -> None:
-    op.drop_table("rate_limit_window")
-'''
 
 _ready: weakref.WeakSet[Pool] = weakref.WeakSet()  # pools whose database has the table
 _ready_lock = threading.Lock()

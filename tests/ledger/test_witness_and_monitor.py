@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from imi.app import create_app
 from imi.cli import app as cli
@@ -72,43 +72,27 @@ def test_monitor_follows_then_alerts_on_a_rewrite(
     vkey = client.get("/log/vkey").text.strip()
     state = tmp_path / "monitor.state"
     monkeypatch.setattr(httpx, "Client", lambda **_: client)
-    first = CliRunner().invoke(
-        cli,
-        [
-            "log",
-            "monitor",
-            "--url",
-            "http://testserver/log",
-            "--vkey",
-            vkey,
-            "--count",
-            "1",
-            "--interval",
-            "0",
-            "--state",
-            str(state),
-        ],
-    )
+    args = [
+        "log",
+        "monitor",
+        "--url",
+        "http://testserver/log",
+        "--vkey",
+        vkey,
+        "--count",
+        "1",
+        "--interval",
+        "0",
+    ]
+
+    def poll() -> Result:
+        return CliRunner().invoke(cli, [*args, "--state", str(state)])
+
+    first = poll()
     assert first.exit_code == 0, first.output
     assert '"size": 300' in first.output
     _notarize(app, 40)
-    grown = CliRunner().invoke(
-        cli,
-        [
-            "log",
-            "monitor",
-            "--url",
-            "http://testserver/log",
-            "--vkey",
-            vkey,
-            "--count",
-            "1",
-            "--interval",
-            "0",
-            "--state",
-            str(state),
-        ],
-    )
+    grown = poll()
     assert grown.exit_code == 0, grown.output
     assert '"size": 340' in grown.output
     # an operator with the log key rewrites history: wipes the log and signs another tree of a larger size
@@ -119,22 +103,6 @@ def test_monitor_follows_then_alerts_on_a_rewrite(
     rewriter.state.log.append_many([("notarization", bytes([7]) * 32) for _ in range(345)])
     rewriter.state.log.integrate_now()
     rewriter.state.engine.dispose()
-    alert = CliRunner().invoke(
-        cli,
-        [
-            "log",
-            "monitor",
-            "--url",
-            "http://testserver/log",
-            "--vkey",
-            vkey,
-            "--count",
-            "1",
-            "--interval",
-            "0",
-            "--state",
-            str(state),
-        ],
-    )
+    alert = poll()
     assert alert.exit_code == 2, alert.output
     assert "ALERT" in alert.output
