@@ -8,6 +8,7 @@ up front, which is how the log's sequencer serializes across processes) and a bu
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +45,8 @@ def _sqlite_engine(url: str, database: str | None, *, durable: bool = True) -> E
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:  # noqa: ANN401
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cur)
         # FULL: an acknowledged write survives power loss, not only a crash. NORMAL (``durable=False``, WAL):
         # survives a process crash, may lose the last commits on power loss; for records that can be lost
         # without harm (replay cache, verification records), where an fsync per kiosk scan is the bottleneck.
@@ -62,6 +64,21 @@ def _sqlite_engine(url: str, database: str | None, *, durable: bool = True) -> E
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     return engine
+
+
+def _enable_wal(cur: sqlite3.Cursor) -> None:
+    """Switch the file to WAL once. Two processes opening a new file at the same moment can make the switch
+    fail with "database is locked" at once (the busy handler does not cover it): retry briefly."""
+    for attempt in range(100):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 def is_sqlite(engine: Engine) -> bool:
