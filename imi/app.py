@@ -151,6 +151,8 @@ async def _housekeeping(services: Services, every: float = 3600.0) -> None:
 def _include_routers(app: FastAPI, settings: Settings) -> None:
     """Each party's routers; ``imi serve --only X`` mounts one party (the shared services exist either way).
     The consent API goes first: its release route is the hot path and routes are matched in order."""
+    if "verifier" in settings.parties:
+        app.include_router(verifier_router)
     if "wallet" in settings.parties:
         install_consent(app, app.state.services.consent)
     if "ledger" in settings.parties:
@@ -162,7 +164,6 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
         app.include_router(oid4vci_router)
         app.include_router(vc_api_router)
     if "verifier" in settings.parties:
-        app.include_router(verifier_router)
         app.include_router(verifier_vc_router)
         app.include_router(kiosk_pages)
     if "wallet" in settings.parties:

@@ -148,12 +148,24 @@ def resolve_disclosures(
     return claims, tuple(resolver.paths)
 
 
+class AnyNonce:
+    """Type of :data:`ANY_NONCE`."""
+
+    def __repr__(self) -> str:
+        return "ANY_NONCE"
+
+
+# The verifier issued no nonce (a QR shown to any kiosk): the KB-JWT's own nonce is accepted, and freshness must
+# come from ``iat`` and a replay cache instead.
+ANY_NONCE = AnyNonce()
+
+
 def _verify_kb(
     parsed: ParsedSdJwt,
     holder_jwk: dict[str, Any] | None,
     *,
     expected_aud: str | None,
-    expected_nonce: str | None,
+    expected_nonce: str | AnyNonce | None,
     now: int,
     iat_window: int,
 ) -> dict[str, Any]:
@@ -175,7 +187,7 @@ def _verify_kb(
         raise VerificationFailed("the KB-JWT sd_hash does not match the SD-JWT", slug="kb-sd-hash-mismatch")
     if expected_aud is not None and aud != expected_aud:
         raise VerificationFailed("the KB-JWT is meant for another audience", slug="kb-audience-mismatch")
-    if expected_nonce is not None and nonce != expected_nonce:
+    if isinstance(expected_nonce, str) and nonce != expected_nonce:
         raise VerificationFailed("the KB-JWT nonce is not the one issued", slug="kb-nonce-mismatch")
     if abs(now - iat) > iat_window:
         raise VerificationFailed(f"the KB-JWT iat is {iat - now:+d}s from now", slug="kb-stale")
@@ -183,24 +195,25 @@ def _verify_kb(
 
 
 def verify_sd_jwt(
-    text: str,
+    text: str | ParsedSdJwt,
     *,
     issuer_key: AnyKey,
     expected_typ: str | Set[str],
     require_kb: bool,
     expected_aud: str | None,
-    expected_nonce: str | None,
+    expected_nonce: str | AnyNonce | None,
     now: int,
     iat_window: int = 300,
 ) -> VerifiedSdJwt:
     """Verify an SD-JWT or SD-JWT+KB; see the module docstring for the checks (exp/nbf are not among them).
 
     With ``require_kb`` the caller must pass ``expected_aud`` and ``expected_nonce``. A KB-JWT that comes
-    although not required is still verified in full; then aud and nonce are compared only if given.
+    although not required is still verified in full; then aud and nonce are compared only if given. ``text``
+    may come parsed already (``kernel.sdjwt.parse_sd_jwt``).
     """
     if require_kb and (expected_aud is None or expected_nonce is None):
         raise ValueError("require_kb needs expected_aud and expected_nonce")
-    parsed = parse_sd_jwt(text)
+    parsed = text if isinstance(text, ParsedSdJwt) else parse_sd_jwt(text)
     issuer = verify_jws(parsed.jwt, issuer_key, expected_typ=expected_typ)
     sd_alg = issuer.payload.get("_sd_alg", SD_ALG)
     if sd_alg != SD_ALG:

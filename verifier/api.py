@@ -50,12 +50,12 @@ class VerifierIdentity:
         return did_document(self.did, [k.public_jwk for k in self.keystore.all(VERIFIER_KEY_PURPOSE)])
 
 
-def get_verifier(request: Request) -> VerifierService:
+async def get_verifier(request: Request) -> VerifierService:
     service: VerifierService = request.app.state.verifier
     return service
 
 
-def get_identity(request: Request) -> VerifierIdentity:
+async def get_identity(request: Request) -> VerifierIdentity:
     identity: VerifierIdentity = request.app.state.verifier_identity
     return identity
 
@@ -111,8 +111,8 @@ def bundle(
 
 
 @router.post("/scan", summary="Verify a QR code shown by a citizen's wallet (works for offline kiosks too)")
-def scan(body: ScanIn, verifier: VerifierDep) -> JSONResponse:
-    return _outcome(verifier.scan(body.qr, verifier_id=body.verifier_id))
+async def scan(body: ScanIn, verifier: VerifierDep) -> JSONResponse:
+    return _outcome(await verifier.scan_async(body.qr, verifier_id=body.verifier_id))
 
 
 @router.post(

@@ -16,8 +16,8 @@ from typing import Any
 
 from kernel.errors import ImiError, InfrastructureFailure, MalformedInput, VerificationFailed
 from kernel.jose import ALLOWED_ALGS, decode_jws_unverified, verify_jws
-from kernel.sdjwt import parse_sd_jwt
-from kernel.sdjwt_verify import VerifiedSdJwt, verify_sd_jwt
+from kernel.sdjwt import ParsedSdJwt, parse_sd_jwt
+from kernel.sdjwt_verify import AnyNonce, VerifiedSdJwt, verify_sd_jwt
 from ledger.commitment import EventType
 from ledger.receipt import Receipt, verify_receipt
 from verifier.policy import IssuerKeys, ReplayGuard, StatusSource, TrustPolicy
@@ -118,7 +118,7 @@ def _phase_for(exc: ImiError) -> CheckName:
 def verify_presentation(
     presentation: str,
     *,
-    expected_nonce: str | None,
+    expected_nonce: str | AnyNonce | None,
     expected_audience: str | None,
     trust: TrustPolicy,
     keys: IssuerKeys,
@@ -126,7 +126,12 @@ def verify_presentation(
     replay: ReplayGuard | None = None,
     now: int,
 ) -> VerificationReport:
-    """Verify an SD-JWT(+KB) VC presentation against ``trust``. Never raises for a bad presentation."""
+    """Verify an SD-JWT(+KB) VC presentation against ``trust``. Never raises for a bad presentation.
+
+    ``expected_nonce=ANY_NONCE`` (``kernel.sdjwt_verify``) accepts the wallet's own nonce, for a QR shown to any
+    kiosk: then freshness rests on the KB-JWT's ``iat`` window and a replay cache (``replay``, or the caller's
+    own through :func:`replay_key` and :func:`with_replay_outcome`).
+    """
     checks: list[Check] = []
     context: dict[str, Any] = {}
     try:
@@ -152,7 +157,7 @@ def _run(
     checks: list[Check],
     context: dict[str, Any],
     *,
-    expected_nonce: str | None,
+    expected_nonce: str | AnyNonce | None,
     expected_audience: str | None,
     trust: TrustPolicy,
     keys: IssuerKeys,
@@ -160,7 +165,7 @@ def _run(
     replay: ReplayGuard | None,
     now: int,
 ) -> None:
-    header, payload = _check_format(presentation)
+    parsed, header, payload = _check_format(presentation)
     checks.append(Check(CheckName.FORMAT, True))
     _check_algorithm(header)
     checks.append(Check(CheckName.ALGORITHM, True))
@@ -170,7 +175,7 @@ def _run(
     )
     checks.append(Check(CheckName.ISSUER, True))
     verified = _check_signature_and_binding(
-        presentation,
+        parsed,
         header=header,
         keys=keys,
         trust=trust,
@@ -266,7 +271,7 @@ def _verify_plain_jwt(
 def _run_sd(
     token: str, checks: list[Check], context: dict[str, Any], *, trust: TrustPolicy, keys: IssuerKeys
 ) -> None:
-    header, payload = _check_format(token)
+    parsed, header, payload = _check_format(token)
     _check_algorithm(header)
     checks.append(Check(CheckName.ALGORITHM, True))
     issuer = _check_issuer(header, payload, trust)
@@ -275,7 +280,7 @@ def _run_sd(
     )
     checks.append(Check(CheckName.ISSUER, True))
     verified = _check_signature_and_binding(
-        token, header=header, keys=keys, trust=trust, nonce=None, audience=None, now=0
+        parsed, header=header, keys=keys, trust=trust, nonce=None, audience=None, now=0
     )
     checks.append(Check(CheckName.SIGNATURE, True))
     checks.append(Check(CheckName.DISCLOSURES, True))
@@ -286,7 +291,7 @@ def _run_sd(
     context["_claims"] = verified.claims
 
 
-def _check_format(presentation: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _check_format(presentation: str) -> tuple[ParsedSdJwt, dict[str, Any], dict[str, Any]]:
     if not isinstance(presentation, str) or len(presentation) > MAX_PRESENTATION:
         raise _fail(CheckName.FORMAT, "too-large", "The presentation is larger than 64 KB.")
     try:
@@ -294,7 +299,7 @@ def _check_format(presentation: str) -> tuple[dict[str, Any], dict[str, Any]]:
         decoded = decode_jws_unverified(parsed.jwt)
     except ImiError as exc:
         raise _fail(CheckName.FORMAT, exc.slug, f"Not an SD-JWT presentation: {exc.detail}") from None
-    return decoded.header, decoded.payload
+    return parsed, decoded.header, decoded.payload
 
 
 def _check_algorithm(header: dict[str, Any]) -> None:
@@ -333,12 +338,12 @@ def _credential_type(payload: dict[str, Any], trust: TrustPolicy) -> str:
 
 
 def _check_signature_and_binding(
-    presentation: str,
+    presentation: ParsedSdJwt,
     *,
     header: dict[str, Any],
     keys: IssuerKeys,
     trust: TrustPolicy,
-    nonce: str | None,
+    nonce: str | AnyNonce | None,
     audience: str | None,
     now: int,
 ) -> VerifiedSdJwt:
@@ -374,11 +379,42 @@ def _check_freshness(
         return Check(CheckName.FRESHNESS, None, detail="no key binding JWT")
     if replay is None:
         return Check(CheckName.FRESHNESS, True, detail="iat within window; nonce single-use by the caller")
-    # The KB-JWT's signature is unique to this presentation: its digest is the replay key.
-    digest = hashlib.sha256(presentation.rsplit("~", 1)[1].encode()).hexdigest()
-    if not replay.first_use(digest, expires_at=now + 2 * trust.iat_window):
-        raise _fail(CheckName.FRESHNESS, "presentation-replayed", "This presentation was already used.")
+    if not replay.first_use(_kb_digest(presentation), expires_at=now + 2 * trust.iat_window):
+        raise _replayed()
     return Check(CheckName.FRESHNESS, True)
+
+
+def _kb_digest(presentation: str) -> str:
+    # The KB-JWT's signature is unique to this presentation: its digest is the replay key.
+    return hashlib.sha256(presentation.rsplit("~", 1)[1].encode()).hexdigest()
+
+
+def _replayed() -> _Failed:
+    return _fail(CheckName.FRESHNESS, "presentation-replayed", "This presentation was already used.")
+
+
+def replay_key(presentation: str, report: VerificationReport) -> str | None:
+    """What a replay cache keeps of a presentation verified with ``replay=None``: the digest of its KB-JWT.
+
+    ``None`` when the report never reached the freshness check (or had no KB-JWT): a presentation whose holder
+    binding did not verify must not use up a key. For callers that consult their replay cache after the
+    verification (a group-committed cache); ``with_replay_outcome`` then folds the answer into the report.
+    """
+    fresh = next((c for c in report.checks if c.name is CheckName.FRESHNESS), None)
+    return _kb_digest(presentation) if fresh is not None and fresh.ok else None
+
+
+def with_replay_outcome(report: VerificationReport, *, first_use: bool) -> VerificationReport:
+    """``report`` once the replay cache has answered: a second use fails freshness and discloses nothing."""
+    if first_use:
+        checks = tuple(
+            Check(CheckName.FRESHNESS, True) if c.name is CheckName.FRESHNESS else c for c in report.checks
+        )
+        return replace(report, checks=checks)
+    failed = _replayed().check
+    cut = [c for c in report.checks if c.name is not CheckName.FRESHNESS]
+    at = next((i for i, c in enumerate(report.checks) if c.name is CheckName.FRESHNESS), len(cut))
+    return replace(report, checks=(*cut[:at], failed), disclosed={})
 
 
 def _timestamp(value: object) -> float | None:

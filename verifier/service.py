@@ -2,53 +2,81 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Insert, Table, delete, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
-from kernel.jose import decode_jws_unverified
+from kernel.groupcommit import GroupCommitter, Writer
 from kernel.qr_payload import ScannedReference, read_qr
-from kernel.sdjwt import parse_sd_jwt
+from kernel.sdjwt_verify import ANY_NONCE
 from kernel.sealing import seal, unseal
 from verifier.bundle import TrustBundle, check_fresh
-from verifier.core import VerificationReport, verify_presentation
+from verifier.core import VerificationReport, replay_key, verify_presentation, with_replay_outcome
 from verifier.fetch import Fetcher
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
 from verifier.tables import ReplayEntry, VerificationEvent, VpTransaction
 
 QR_AUDIENCE = "urn:imi:qr-presentation"  # the audience a wallet puts in a QR it shows to any kiosk
 TX_TTL = timedelta(minutes=5)
+_REPLAY: Table = ReplayEntry.__table__  # type: ignore[attr-defined]
+_EVENT: Table = VerificationEvent.__table__  # type: ignore[attr-defined]
+_INSERT_EVENT = insert(_EVENT)
 
 
-class DbReplayGuard:
-    """``ReplayGuard`` on a unique key: the first insert wins, across every process on the database."""
+@dataclass(frozen=True)
+class _Booking:
+    """One group-commit job: a verification's record and, if it had a KB-JWT, its replay-cache key."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = writer(engine)
+    report: VerificationReport
+    replay_key: str | None
+    expires_at: int
+    verifier_id: str
+    channel: str
 
-    def first_use(self, key: str, *, expires_at: int) -> bool:
-        try:
-            with Session(self._engine) as s:
-                s.add(ReplayEntry(key=key, expires_at=expires_at))
-                s.commit()
-        except IntegrityError:
-            return False
-        return True
 
-    def purge(self, now: int) -> None:
-        with Session(self._engine) as s:
-            s.exec(delete(ReplayEntry).where(col(ReplayEntry.expires_at) < now))
-            s.commit()
+def _book(conn: Connection, job: _Booking) -> VerificationReport:
+    """Insert the replay key (the first insert wins, across every process) and the record; the final report."""
+    report = job.report
+    if job.replay_key is not None:
+        inserted = conn.execute(
+            _insert_ignoring_duplicates(conn, _REPLAY), {"key": job.replay_key, "expires_at": job.expires_at}
+        )
+        report = with_replay_outcome(report, first_use=inserted.rowcount == 1)
+    conn.execute(_INSERT_EVENT, event_row(report, verifier_id=job.verifier_id, channel=job.channel))
+    return report
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    return dialect_insert(table).on_conflict_do_nothing()
+
+
+def event_row(report: VerificationReport, *, verifier_id: str, channel: str) -> dict[str, Any]:
+    """The verification record: who, when, outcome, which claims; never the claims' values."""
+    failure = report.failure
+    return {
+        "at": datetime.now(UTC),
+        "verifier_id": verifier_id[:200],
+        "channel": channel,
+        "outcome": "verified" if report.verified else "refused",
+        "problem": failure.slug if failure else "",
+        "credential_id": (report.credential_id or "")[:64] or None,
+        "claims": ",".join(sorted(report.disclosed)),
+    }
 
 
 class VerifierService:
@@ -64,14 +92,22 @@ class VerifierService:
         clock: Callable[[], float] = time.time,
         bundle: TrustBundle | None = None,
         result_key: bytes | None = None,
+        checker_threads: int = 8,
     ) -> None:
         self._engine = writer(engine)
+        self._writer = Writer(engine)
+        # Replay keys and verification records: one write transaction for every scan waiting (kernel.groupcommit)
+        self._bookings: GroupCommitter[_Booking, VerificationReport] = GroupCommitter(
+            self._writer, _book, name="verifier", timeout_slug="verifier-timeout"
+        )
+        # The checks are CPU work (the signature checks release the GIL): a few threads keep every core busy
+        # without the cost of handing the GIL around dozens of threads.
+        self._checkers = ThreadPoolExecutor(max_workers=checker_threads, thread_name_prefix="imi-verify")
         self._result_key = result_key or secrets.token_bytes(32)
         self.trust = trust
         self.keys = keys
         self.status = status
         self.fetcher = fetcher
-        self.replay = DbReplayGuard(engine)
         self.reference_origins = reference_origins
         self._clock = clock
         self.bundle = bundle  # offline mode: refuse everything once it is older than its max age
@@ -85,6 +121,14 @@ class VerifierService:
     # -- citizen shows a QR -------------------------------------------------------------------------------
     def scan(self, qr_text: str, *, verifier_id: str) -> VerificationReport:
         """Verify a scanned QR (plain, compact or reference form). Freshness: KB ``iat`` window + replay cache."""
+        return self._bookings.run(self._booking(*self._check_scan(qr_text), verifier_id, "scan"))
+
+    async def scan_async(self, qr_text: str, *, verifier_id: str) -> VerificationReport:
+        """``scan`` for the event loop: the checks in a worker thread, the booking awaited without a thread."""
+        checked = await asyncio.get_running_loop().run_in_executor(self._checkers, self._check_scan, qr_text)
+        return await self._bookings.run_async(self._booking(*checked, verifier_id, "scan"))
+
+    def _check_scan(self, qr_text: str) -> tuple[str, VerificationReport]:
         self.now()  # an offline kiosk with an expired bundle refuses before reading anything
         scanned = read_qr(qr_text)
         if isinstance(scanned, ScannedReference):
@@ -93,17 +137,15 @@ class VerifierService:
             presentation = scanned.presentation
         report = verify_presentation(
             presentation,
-            expected_nonce=_kb_nonce(presentation)
-            or "",  # any wallet nonce; iat + replay cache give freshness
+            expected_nonce=ANY_NONCE,  # the wallet's own: the iat window and the replay cache give freshness
             expected_audience=QR_AUDIENCE,
             trust=self.trust,
             keys=self.keys,
             status=self.status,
-            replay=self.replay,
+            replay=None,  # consulted when the scan is booked, together with its record
             now=self.now(),
         )
-        self.record(report, verifier_id=verifier_id, channel="scan")
-        return report
+        return presentation, report
 
     def _resolve_reference(self, url: str) -> str:
         # Only origins on the allow-list: a QR must not make the kiosk fetch arbitrary URLs (SSRF).
@@ -126,35 +168,28 @@ class VerifierService:
             trust=self.trust,
             keys=self.keys,
             status=self.status,
-            replay=self.replay,
+            replay=None,  # consulted when the verification is booked, together with its record
             now=self.now(),
         )
-        self.record(report, verifier_id=verifier_id, channel=channel)
-        return report
+        return self._bookings.run(self._booking(presentation, report, verifier_id, channel))
 
     def record(self, report: VerificationReport, *, verifier_id: str, channel: str) -> None:
-        failure = report.failure
-        with Session(self._engine) as s:
-            s.add(
-                VerificationEvent(
-                    at=datetime.now(UTC),
-                    verifier_id=verifier_id[:200],
-                    channel=channel,
-                    outcome="verified" if report.verified else "refused",
-                    problem=failure.slug if failure else "",
-                    credential_id=(report.credential_id or "")[:64] or None,
-                    claims=",".join(sorted(report.disclosed)),
-                )
-            )
-            s.commit()
+        """Record a verification that involved no presentation (a credential alone: nothing to replay)."""
+        self._bookings.run(_Booking(report, None, 0, verifier_id, channel))
+
+    def _booking(
+        self, presentation: str, report: VerificationReport, verifier_id: str, channel: str
+    ) -> _Booking:
+        expires_at = int(self._clock()) + 2 * self.trust.iat_window
+        return _Booking(report, replay_key(presentation, report), expires_at, verifier_id, channel)
 
     def purge_history(self, older_than: timedelta) -> int:
+        """Retention: drop verification records older than ``older_than`` and replay keys past their window."""
         cutoff = datetime.now(UTC) - older_than
-        with Session(self._engine) as s:
-            result = s.exec(delete(VerificationEvent).where(col(VerificationEvent.at) < cutoff))
-            s.commit()
-        self.replay.purge(self.now())
-        return int(result.rowcount)
+        with self._writer.begin() as conn:
+            removed = conn.execute(delete(_EVENT).where(_EVENT.c.at < cutoff)).rowcount
+            conn.execute(delete(_REPLAY).where(_REPLAY.c.expires_at < self.now()))
+        return int(removed)
 
     # -- kiosk shows a QR (OpenID4VP) -------------------------------------------------------------------------
     def create_transaction(self, *, verifier_id: str, dcql_query: dict[str, Any]) -> VpTransaction:
@@ -168,7 +203,7 @@ class VerifierService:
             created_at=now,
             expires_at=now + TX_TTL,
         )
-        with Session(self._engine, expire_on_commit=False) as s:
+        with self._writer.gate(), Session(self._engine, expire_on_commit=False) as s:
             s.add(tx)
             s.commit()
         return tx
@@ -210,7 +245,7 @@ class VerifierService:
         report = self.verify(
             presentation, nonce=tx.nonce, audience=audience, verifier_id=tx.verifier_id, channel="openid4vp"
         )
-        with Session(self._engine) as s:
+        with self._writer.gate(), Session(self._engine) as s:
             claimed = s.exec(
                 update(VpTransaction)
                 .where(col(VpTransaction.id) == tx.id, col(VpTransaction.status) == "pending")
@@ -262,16 +297,6 @@ def _single_presentation(vp_token: str, dcql: dict[str, Any]) -> str:
     if not isinstance(value, str):
         raise MalformedInput("The presentation must be a string.", slug="vp-token-malformed")
     return value
-
-
-def _kb_nonce(presentation: str) -> str | None:
-    """The wallet-chosen nonce of a QR presentation (freshness comes from ``iat`` and the replay cache)."""
-    try:
-        kb = parse_sd_jwt(presentation).kb_jwt
-        nonce = decode_jws_unverified(kb).payload.get("nonce") if kb else None
-    except (MalformedInput, VerificationFailed):
-        return None
-    return nonce if isinstance(nonce, str) else None
 
 
 def _aware(moment: datetime) -> datetime:

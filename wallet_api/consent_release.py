@@ -6,7 +6,7 @@ granted disclosures (RFC 9901 sections 4 and 7) and a Key Binding JWT signed wit
 third party checks with ``verifier.core.verify_presentation(expected_audience=..., expected_nonce=...)`` that the
 data comes from the issuer, is bound to this consent version, and answers its own fresh ``N``.
 
-Each release is one job of the group committer (``consent_batch``): inside the write transaction, nothing in
+Each release is one job of the group committer (``kernel.groupcommit``): inside the write transaction, nothing in
 front of it, the access token is checked, the consent row is read under lock (SQLite ``BEGIN IMMEDIATE``,
 PostgreSQL ``FOR UPDATE``), so a withdrawal committed before is seen by the very next request. Then: the state
 (only ``given``), the end of validity (``expired`` is recorded), an erased data space (``revoked`` is recorded),
@@ -37,12 +37,12 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from kernel.errors import Conflict, Forbidden, ImiError, NotFound
+from kernel.groupcommit import GroupCommitter
 from kernel.jose import PrivateKey, dump_json, sign_jws
 from kernel.keystore import KeyPair
 from kernel.sdjwt import KB_JWT_TYP, present, sd_hash
 from wallet_api import consent_store as store
 from wallet_api.consent_auth import bearer_hash, check_token
-from wallet_api.consent_batch import GroupCommitter
 from wallet_api.consent_fastsql import FastSql, ReleaseRow
 from wallet_api.consent_rules import (
     LIVE,
@@ -127,7 +127,9 @@ class Releaser:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._fast = FastSql(core.writer.engine.dialect)
-        self._committer: GroupCommitter[_Job, Release | _Missing] = GroupCommitter(core.writer, self._run)
+        self._committer: GroupCommitter[_Job, Release | _Missing] = GroupCommitter(
+            core.writer, self._run, name="consent-release", timeout_slug="consent-timeout"
+        )
 
     def release(
         self, authorization: str | None, consent_id: str, *, nonce: str, items: Collection[str] | None = None

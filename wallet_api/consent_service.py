@@ -29,6 +29,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Row, insert, select
 
 from kernel.errors import Conflict, ImiError, NotFound
+from kernel.groupcommit import Writer
 from kernel.keystore import KeyPair
 from ledger.service import LogService
 from wallet_api import consent_store as store
@@ -58,7 +59,7 @@ Allowed = Callable[[Row[Any]], bool]
 class ConsentService:
     def __init__(
         self,
-        writer: store.Writer,
+        writer: Writer,
         *,
         clients: ClientRegistry,
         purposes: PurposeRegistry,

@@ -8,23 +8,20 @@ round. The sequencer integrates the entry within a batch interval; :func:`pendin
 for ``given``/``narrowed`` events, which anchor ``SHA-256(receipt JWS)`` so that the signed consent receipt is
 itself verifiable against the log, like a credential.
 
-On SQLite every writer takes the database lock up front (``BEGIN IMMEDIATE``); a process-wide gate in front of
-it keeps the threads of one process from spinning in SQLite's busy handler.
+Write transactions come from :class:`kernel.groupcommit.Writer` (``BEGIN IMMEDIATE`` on SQLite behind a
+process-wide gate).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
-from kernel.db import is_sqlite, writer
 from ledger.commitment import commitment, encode_leaf
 from ledger.service import PendingAppend
 from ledger.tables import LogEntry
@@ -41,24 +38,6 @@ _UPDATE_CONSENT = update(CONSENT).where(CONSENT.c.id == bindparam("b_consent_id"
 _LOAD = select(CONSENT).where(CONSENT.c.id == bindparam("consent_id"))
 _LOAD_LOCKED = _LOAD.with_for_update()
 Rng = Callable[[int], bytes]
-
-
-class Writer:
-    """Write transactions for the consent services (``BEGIN IMMEDIATE`` on SQLite, behind one gate per process)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._writer = writer(engine)
-        self._gate: threading.Lock | None = threading.Lock() if is_sqlite(engine) else None
-
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        with self.gate(), self._writer.connect() as conn, conn.begin():
-            yield conn
-
-    def gate(self) -> AbstractContextManager[object]:
-        """Hold the process's write gate around writes made through other engines (SQLite only; else a no-op)."""
-        return self._gate or nullcontext()
 
 
 @dataclass

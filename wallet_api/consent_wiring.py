@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import Engine
 
+from kernel.groupcommit import Writer
 from kernel.keystore import KeyStore
 from ledger.service import LogService
 from wallet_api.consent_auth import ClientRegistry
@@ -17,7 +18,6 @@ from wallet_api.consent_queries import ConsentQueries
 from wallet_api.consent_registry import PurposeRegistry
 from wallet_api.consent_release import Releaser
 from wallet_api.consent_service import ConsentService
-from wallet_api.consent_store import Writer
 from wallet_api.consent_webhooks import ServiceKeys, Webhooks
 from wallet_api.consent_worker import ConsentWorker, HistoryWriter
 from wallet_api.vault import Vault

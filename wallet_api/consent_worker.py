@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy import Row, select, update
 
 from kernel.errors import Conflict, NotFound
+from kernel.groupcommit import Writer
 from wallet_api import consent_store as store
 from wallet_api.consent_rules import EventKind
 from wallet_api.consent_service import ConsentService
@@ -79,7 +80,7 @@ def _party(row: Row[Any]) -> dict[str, Any]:
 class HistoryWriter:
     """Copies consent events into the citizens' access histories (at least once, idempotently)."""
 
-    def __init__(self, writer: store.Writer, vault: Vault) -> None:
+    def __init__(self, writer: Writer, vault: Vault) -> None:
         self._writer = writer
         self._engine = writer.engine
         self._vault = vault

@@ -467,6 +467,32 @@ def test_replayed_presentation(client: TestClient, make_holder: Callable[..., Ho
     refused(scan(client, encode_compact(presentation)), "presentation-replayed")
 
 
+def test_a_presentation_scanned_at_once_by_many_kiosks_verifies_once(
+    app: FastAPI, make_holder: Callable[..., Holder]
+) -> None:
+    """Scans are booked in shared transactions (group commit): a batch must not let a replay through."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlmodel import Session, select
+
+    from verifier.tables import VerificationEvent
+
+    presentation = make_holder().present(["name"])
+    verifier = app.state.verifier
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(lambda i: verifier.scan(presentation, verifier_id=f"kiosk-{i}"), range(16)))
+    assert sum(r.verified for r in reports) == 1
+    refusals = [r.failure for r in reports if not r.verified]
+    assert all(f is not None and f.slug == "presentation-replayed" for f in refusals)
+    assert all(not r.disclosed for r in reports if not r.verified)  # a replay discloses nothing
+    with Session(app.state.engine) as s:
+        events = s.exec(
+            select(VerificationEvent).where(VerificationEvent.verifier_id.startswith("kiosk-"))
+        ).all()
+    assert sorted(e.outcome for e in events) == ["refused"] * 15 + ["verified"]
+    assert {e.problem for e in events if e.outcome == "refused"} == {"presentation-replayed"}
+
+
 def test_replayed_openid4vp_answer(client: TestClient, make_holder: Callable[..., Holder]) -> None:
     holder = make_holder()
     first = open_request(client, ["name"])

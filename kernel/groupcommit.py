@@ -16,6 +16,8 @@ way, every job is run again alone in its own transaction, so one bad job cannot 
 reads the state it decides on inside the transaction, after the write lock is taken, so a change committed before
 the batch (a withdrawal) is seen. The thread ends after ``idle`` seconds without work and starts again on the
 next job.
+
+Users: the consent API's data release, the verifier's replay cache and verification record.
 """
 
 from __future__ import annotations
@@ -24,26 +26,50 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Generic, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
+from kernel.db import is_sqlite, writer
 from kernel.errors import ImiError, InfrastructureFailure
-from wallet_api.consent_store import Writer
 
 T = TypeVar("T")
 J = TypeVar("J")
-log = logging.getLogger("imi.consent.batch")
+log = logging.getLogger("imi.groupcommit")
+
+
+class Writer:
+    """Write transactions (``BEGIN IMMEDIATE`` on SQLite) behind one gate per process.
+
+    On SQLite the gate keeps the threads of one process from spinning in SQLite's busy handler (which sleeps in
+    growing steps) while one of them holds the write lock; PostgreSQL needs no gate.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = writer(engine)
+        self._gate: threading.Lock | None = threading.Lock() if is_sqlite(engine) else None
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.gate(), self._writer.connect() as conn, conn.begin():
+            yield conn
+
+    def gate(self) -> AbstractContextManager[object]:
+        """Hold the process's write gate around writes made through other engines (SQLite only; else a no-op)."""
+        return self._gate or nullcontext()
 
 
 class Ticket(Generic[J, T]):
     """One queued job and, once committed, its outcome."""
 
-    __slots__ = ("_done", "_future", "_loop", "error", "job", "result")
+    __slots__ = ("_done", "_future", "_loop", "_timeout_slug", "error", "job", "result")
 
-    def __init__(self, job: J, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, job: J, loop: asyncio.AbstractEventLoop | None, timeout_slug: str) -> None:
         self.job = job
+        self._timeout_slug = timeout_slug
         self.result: T | None = None
         self.error: BaseException | None = None
         self._loop = loop
@@ -65,7 +91,7 @@ class Ticket(Generic[J, T]):
     def wait(self, timeout: float) -> T:
         assert self._done is not None
         if not self._done.wait(timeout):
-            raise InfrastructureFailure("The database did not answer in time.", slug="consent-timeout")
+            raise InfrastructureFailure("The database did not answer in time.", slug=self._timeout_slug)
         return self.outcome()
 
     async def wait_async(self, timeout: float) -> T:
@@ -74,7 +100,7 @@ class Ticket(Generic[J, T]):
             await asyncio.wait_for(asyncio.shield(self._future), timeout)
         except TimeoutError:
             raise InfrastructureFailure(
-                "The database did not answer in time.", slug="consent-timeout"
+                "The database did not answer in time.", slug=self._timeout_slug
             ) from None
         return self.outcome()
 
@@ -88,9 +114,18 @@ class GroupCommitter(Generic[J, T]):
     """Runs ``job_fn(conn, job)`` for queued jobs in shared write transactions (see the module docstring)."""
 
     def __init__(
-        self, writer: Writer, job_fn: Callable[[Connection, J], T], *, max_batch: int = 256, idle: float = 5.0
+        self,
+        writer: Writer,
+        job_fn: Callable[[Connection, J], T],
+        *,
+        name: str,
+        timeout_slug: str,
+        max_batch: int = 256,
+        idle: float = 5.0,
     ) -> None:
         self._writer = writer
+        self._name = name
+        self._timeout_slug = timeout_slug
         self._job_fn = job_fn
         self._max_batch = max_batch
         self._idle = idle
@@ -100,13 +135,13 @@ class GroupCommitter(Generic[J, T]):
 
     def run(self, job: J, *, timeout: float = 30.0) -> T:
         """Queue ``job`` and block until it is committed (or refused)."""
-        ticket: Ticket[J, T] = Ticket(job, None)
+        ticket: Ticket[J, T] = Ticket(job, None, self._timeout_slug)
         self._submit(ticket)
         return ticket.wait(timeout)
 
     async def run_async(self, job: J, *, timeout: float = 30.0) -> T:
         """Queue ``job`` and await its commit without holding a thread."""
-        ticket: Ticket[J, T] = Ticket(job, asyncio.get_running_loop())
+        ticket: Ticket[J, T] = Ticket(job, asyncio.get_running_loop(), self._timeout_slug)
         self._submit(ticket)
         return await ticket.wait_async(timeout)
 
@@ -114,7 +149,9 @@ class GroupCommitter(Generic[J, T]):
         self._queue.put(ticket)
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="imi-consent-commit", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"imi-commit-{self._name}", daemon=True
+                )
                 self._thread.start()
 
     def _loop(self) -> None:
@@ -163,7 +200,7 @@ class GroupCommitter(Generic[J, T]):
                 except ImiError as refused:  # what it recorded before refusing is kept, as in a batch
                     ticket.error = refused
         except Exception as exc:
-            log.exception("a consent job failed")
+            log.exception("a %s job failed", self._name)
             ticket.error = InfrastructureFailure(
                 "The database failed; retry shortly.", slug="database-unavailable"
             )
