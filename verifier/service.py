@@ -53,16 +53,17 @@ def _book(conn: Connection, job: _Booking) -> VerificationReport:
     report = job.report
     if job.replay_key is not None:
         inserted = conn.execute(
-            _insert_ignoring_duplicates(conn, _REPLAY), {"key": job.replay_key, "expires_at": job.expires_at}
-        )
-        report = with_replay_outcome(report, first_use=inserted.rowcount == 1)
+            _insert_replay_key(conn), {"key": job.replay_key, "expires_at": job.expires_at}
+        ).first()  # (rowcount is not reliable here: psycopg reports -1 for ON CONFLICT DO NOTHING)
+        report = with_replay_outcome(report, first_use=inserted is not None)
     conn.execute(_INSERT_EVENT, event_row(report, verifier_id=job.verifier_id, channel=job.channel))
     return report
 
 
-def _insert_ignoring_duplicates(conn: Connection, table: Table) -> Insert:
+def _insert_replay_key(conn: Connection) -> Insert:
+    """INSERT of a replay key that does nothing when the key is there, returning the key only when new."""
     dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    return dialect_insert(table).on_conflict_do_nothing()
+    return dialect_insert(_REPLAY).on_conflict_do_nothing().returning(_REPLAY.c.key)
 
 
 def event_row(report: VerificationReport, *, verifier_id: str, channel: str) -> dict[str, Any]:
