@@ -25,7 +25,7 @@ from issuer.api_vc import router as vc_api_router
 from issuer.oid4vci import Oid4vciService
 from issuer.pages import router as counter_pages
 from issuer.service import IssuerService
-from kernel import openapi, problems, ratelimit
+from kernel import hotpath, openapi, problems, ratelimit
 from kernel.db import is_sqlite, make_engine, ping
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.logs import configure as configure_logs
@@ -39,6 +39,7 @@ from ledger.note import NoteSigner, WitnessVerifier
 from ledger.sequencer import Sequencer
 from ledger.service import LogService, SequencerLoop
 from verifier import wiring as verifier_wiring
+from verifier.api import HOT_ROUTES as VERIFIER_HOT_ROUTES
 from verifier.api import VerifierIdentity
 from verifier.api import router as verifier_router
 from verifier.api_vc import router as verifier_vc_router
@@ -150,9 +151,9 @@ async def _housekeeping(services: Services, every: float = 3600.0) -> None:
 
 def _include_routers(app: FastAPI, settings: Settings) -> None:
     """Each party's routers; ``imi serve --only X`` mounts one party (the shared services exist either way).
-    The consent API goes first: its release route is the hot path and routes are matched in order."""
+    Hot routes (``kernel.hotpath``) and then the consent API go first: routes are matched in order."""
     if "verifier" in settings.parties:
-        app.include_router(verifier_router)
+        hotpath.install(app, VERIFIER_HOT_ROUTES)
     if "wallet" in settings.parties:
         install_consent(app, app.state.services.consent)
     if "ledger" in settings.parties:
@@ -164,6 +165,7 @@ def _include_routers(app: FastAPI, settings: Settings) -> None:
         app.include_router(oid4vci_router)
         app.include_router(vc_api_router)
     if "verifier" in settings.parties:
+        app.include_router(verifier_router)
         app.include_router(verifier_vc_router)
         app.include_router(kiosk_pages)
     if "wallet" in settings.parties:

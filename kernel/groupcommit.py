@@ -23,9 +23,11 @@ Users: the consent API's data release, the verifier's replay cache and verificat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Generic, TypeVar
@@ -76,12 +78,6 @@ class Ticket(Generic[J, T]):
         self._future: asyncio.Future[None] | None = loop.create_future() if loop else None
         self._done = threading.Event() if loop is None else None
 
-    def _settle(self) -> None:
-        if self._loop is not None and self._future is not None:
-            self._loop.call_soon_threadsafe(_resolve, self._future)
-        elif self._done is not None:
-            self._done.set()
-
     def outcome(self) -> T:
         if self.error is not None:
             raise self.error
@@ -97,7 +93,8 @@ class Ticket(Generic[J, T]):
     async def wait_async(self, timeout: float) -> T:
         assert self._future is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self._future), timeout)
+            async with asyncio.timeout(timeout):  # (cheaper than wait_for, which wraps the wait in a task)
+                await self._future
         except TimeoutError:
             raise InfrastructureFailure(
                 "The database did not answer in time.", slug=self._timeout_slug
@@ -105,30 +102,70 @@ class Ticket(Generic[J, T]):
         return self.outcome()
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _settle(batch: list[Ticket[J, T]]) -> None:
+    """Hand every ticket its outcome: waiting threads one by one, each event loop once for all of its tickets
+    (one wake-up of a loop costs a system call and a trip through its queue)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for ticket in batch:
+        if ticket._loop is not None and ticket._future is not None:
+            by_loop.setdefault(ticket._loop, []).append(ticket._future)
+        elif ticket._done is not None:
+            ticket._done.set()
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, futures)
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+# A batch function answers, for each job in order, its result or the ImiError that refuses it.
+BatchFn = Callable[[Connection, list[J]], list[T | ImiError]]
+
+
+def one_by_one(job_fn: Callable[[Connection, J], T]) -> BatchFn[J, T]:
+    """A batch function that runs ``job_fn`` for each job; a refusal (an ``ImiError``) stays with its job."""
+
+    def run(conn: Connection, jobs: list[J]) -> list[T | ImiError]:
+        outcomes: list[T | ImiError] = []
+        for job in jobs:
+            try:
+                outcomes.append(job_fn(conn, job))
+            except ImiError as refused:  # see the contract in the module docstring
+                outcomes.append(refused)
+        return outcomes
+
+    return run
 
 
 class GroupCommitter(Generic[J, T]):
-    """Runs ``job_fn(conn, job)`` for queued jobs in shared write transactions (see the module docstring)."""
+    """Runs queued jobs in shared write transactions (see the module docstring).
+
+    ``batch_fn(conn, jobs)`` does the work of a whole batch (set-wise SQL, say); ``one_by_one(job_fn)`` makes one
+    from a function of a single job.
+    """
 
     def __init__(
         self,
         writer: Writer,
-        job_fn: Callable[[Connection, J], T],
+        batch_fn: BatchFn[J, T],
         *,
         name: str,
         timeout_slug: str,
         max_batch: int = 256,
         idle: float = 5.0,
+        linger: float = 0.0,
     ) -> None:
         self._writer = writer
         self._name = name
         self._timeout_slug = timeout_slug
-        self._job_fn = job_fn
+        self._batch_fn = batch_fn
         self._max_batch = max_batch
         self._idle = idle
+        self._linger = linger
         self._queue: queue.SimpleQueue[Ticket[J, T]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -164,41 +201,39 @@ class GroupCommitter(Generic[J, T]):
                         self._thread = None
                         return
                 continue
+            deadline = time.monotonic() + self._linger
             while len(batch) < self._max_batch:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    wait = deadline - time.monotonic()
+                    batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             self._commit(batch)
 
     def _commit(self, batch: list[Ticket[J, T]]) -> None:
         try:
-            self._run_together(batch)
+            self._run(batch)
         except Exception:
-            log.warning("a batch of %d failed; running its jobs one by one", len(batch), exc_info=True)
+            if len(batch) > 1:
+                log.warning("a batch of %d failed; running its jobs one by one", len(batch), exc_info=True)
             for ticket in batch:
                 self._run_alone(ticket)
-        for ticket in batch:
-            ticket._settle()
+        _settle(batch)
 
-    def _run_together(self, batch: list[Ticket[J, T]]) -> None:
-        outcomes: list[tuple[T | None, BaseException | None]] = []
+    def _run(self, batch: list[Ticket[J, T]]) -> None:
         with self._writer.begin() as conn:
-            for ticket in batch:
-                try:
-                    outcomes.append((self._job_fn(conn, ticket.job), None))
-                except ImiError as refused:  # see the contract in the module docstring
-                    outcomes.append((None, refused))
-        for ticket, (result, error) in zip(batch, outcomes, strict=True):
-            ticket.result, ticket.error = result, error
+            outcomes = self._batch_fn(conn, [ticket.job for ticket in batch])
+        if len(outcomes) != len(batch):
+            raise RuntimeError(f"{self._name}: {len(outcomes)} outcomes for {len(batch)} jobs")
+        for ticket, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, ImiError):
+                ticket.error = outcome
+            else:
+                ticket.result = outcome
 
     def _run_alone(self, ticket: Ticket[J, T]) -> None:
         try:
-            with self._writer.begin() as conn:
-                try:
-                    ticket.result = self._job_fn(conn, ticket.job)
-                except ImiError as refused:  # what it recorded before refusing is kept, as in a batch
-                    ticket.error = refused
+            self._run([ticket])
         except Exception as exc:
             log.exception("a %s job failed", self._name)
             ticket.error = InfrastructureFailure(

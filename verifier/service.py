@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, delete, insert, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, Table, delete, update
 from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
 
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
@@ -24,60 +20,20 @@ from kernel.groupcommit import GroupCommitter, Writer
 from kernel.qr_payload import ScannedReference, read_qr
 from kernel.sdjwt_verify import ANY_NONCE
 from kernel.sealing import seal, unseal
+from verifier.booking import Booking, book_all
 from verifier.bundle import TrustBundle, check_fresh
-from verifier.core import VerificationReport, replay_key, verify_presentation, with_replay_outcome
-from verifier.fetch import Fetcher
+from verifier.core import VerificationReport, replay_key, verify_presentation
+from verifier.fetch import Fetcher, WouldBlock, no_network
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
 from verifier.tables import ReplayEntry, VerificationEvent, VpTransaction
 
 QR_AUDIENCE = "urn:imi:qr-presentation"  # the audience a wallet puts in a QR it shows to any kiosk
 TX_TTL = timedelta(minutes=5)
+# A scan's booking waits up to this long for others to share its transaction: under load the batches grow from
+# one or two scans to a handful, which halves what each costs the committer (bench/verify.py measures it).
+BOOKING_LINGER = 0.002
 _REPLAY: Table = ReplayEntry.__table__  # type: ignore[attr-defined]
 _EVENT: Table = VerificationEvent.__table__  # type: ignore[attr-defined]
-_INSERT_EVENT = insert(_EVENT)
-
-
-@dataclass(frozen=True)
-class _Booking:
-    """One group-commit job: a verification's record and, if it had a KB-JWT, its replay-cache key."""
-
-    report: VerificationReport
-    replay_key: str | None
-    expires_at: int
-    verifier_id: str
-    channel: str
-
-
-def _book(conn: Connection, job: _Booking) -> VerificationReport:
-    """Insert the replay key (the first insert wins, across every process) and the record; the final report."""
-    report = job.report
-    if job.replay_key is not None:
-        inserted = conn.execute(
-            _insert_replay_key(conn), {"key": job.replay_key, "expires_at": job.expires_at}
-        ).first()  # (rowcount is not reliable here: psycopg reports -1 for ON CONFLICT DO NOTHING)
-        report = with_replay_outcome(report, first_use=inserted is not None)
-    conn.execute(_INSERT_EVENT, event_row(report, verifier_id=job.verifier_id, channel=job.channel))
-    return report
-
-
-def _insert_replay_key(conn: Connection) -> Insert:
-    """INSERT of a replay key that does nothing when the key is there, returning the key only when new."""
-    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    return dialect_insert(_REPLAY).on_conflict_do_nothing().returning(_REPLAY.c.key)
-
-
-def event_row(report: VerificationReport, *, verifier_id: str, channel: str) -> dict[str, Any]:
-    """The verification record: who, when, outcome, which claims; never the claims' values."""
-    failure = report.failure
-    return {
-        "at": datetime.now(UTC),
-        "verifier_id": verifier_id[:200],
-        "channel": channel,
-        "outcome": "verified" if report.verified else "refused",
-        "problem": failure.slug if failure else "",
-        "credential_id": (report.credential_id or "")[:64] or None,
-        "claims": ",".join(sorted(report.disclosed)),
-    }
 
 
 class VerifierService:
@@ -93,17 +49,17 @@ class VerifierService:
         clock: Callable[[], float] = time.time,
         bundle: TrustBundle | None = None,
         result_key: bytes | None = None,
-        checker_threads: int = 8,
     ) -> None:
         self._engine = writer(engine)
         self._writer = Writer(engine)
         # Replay keys and verification records: one write transaction for every scan waiting (kernel.groupcommit)
-        self._bookings: GroupCommitter[_Booking, VerificationReport] = GroupCommitter(
-            self._writer, _book, name="verifier", timeout_slug="verifier-timeout"
+        self._bookings: GroupCommitter[Booking, VerificationReport] = GroupCommitter(
+            self._writer,
+            book_all,
+            name="verifier",
+            timeout_slug="verifier-timeout",
+            linger=BOOKING_LINGER,
         )
-        # The checks are CPU work (the signature checks release the GIL): a few threads keep every core busy
-        # without the cost of handing the GIL around dozens of threads.
-        self._checkers = ThreadPoolExecutor(max_workers=checker_threads, thread_name_prefix="imi-verify")
         self._result_key = result_key or secrets.token_bytes(32)
         self.trust = trust
         self.keys = keys
@@ -125,8 +81,16 @@ class VerifierService:
         return self._bookings.run(self._booking(*self._check_scan(qr_text), verifier_id, "scan"))
 
     async def scan_async(self, qr_text: str, *, verifier_id: str) -> VerificationReport:
-        """``scan`` for the event loop: the checks in a worker thread, the booking awaited without a thread."""
-        checked = await asyncio.get_running_loop().run_in_executor(self._checkers, self._check_scan, qr_text)
+        """``scan`` for the event loop; the booking is awaited without holding a thread.
+
+        With keys and status lists cached (nearly always) the checks are pure CPU work, cheaper right here than
+        after a hop to a worker thread; when something has to be fetched they start again in a worker thread.
+        """
+        try:
+            with no_network():
+                checked = self._check_scan(qr_text)
+        except WouldBlock:
+            checked = await run_in_threadpool(self._check_scan, qr_text)
         return await self._bookings.run_async(self._booking(*checked, verifier_id, "scan"))
 
     def _check_scan(self, qr_text: str) -> tuple[str, VerificationReport]:
@@ -176,13 +140,13 @@ class VerifierService:
 
     def record(self, report: VerificationReport, *, verifier_id: str, channel: str) -> None:
         """Record a verification that involved no presentation (a credential alone: nothing to replay)."""
-        self._bookings.run(_Booking(report, None, 0, verifier_id, channel))
+        self._bookings.run(Booking(report, None, 0, verifier_id, channel))
 
     def _booking(
         self, presentation: str, report: VerificationReport, verifier_id: str, channel: str
-    ) -> _Booking:
+    ) -> Booking:
         expires_at = int(self._clock()) + 2 * self.trust.iat_window
-        return _Booking(report, replay_key(presentation, report), expires_at, verifier_id, channel)
+        return Booking(report, replay_key(presentation, report), expires_at, verifier_id, channel)
 
     def purge_history(self, older_than: timedelta) -> int:
         """Retention: drop verification records older than ``older_than`` and replay keys past their window."""

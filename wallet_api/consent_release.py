@@ -37,7 +37,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from kernel.errors import Conflict, Forbidden, ImiError, NotFound
-from kernel.groupcommit import GroupCommitter
+from kernel.groupcommit import GroupCommitter, one_by_one
 from kernel.jose import PrivateKey, dump_json, sign_jws
 from kernel.keystore import KeyPair
 from kernel.sdjwt import KB_JWT_TYP, present, sd_hash
@@ -128,7 +128,7 @@ class Releaser:
         self._lock = threading.Lock()
         self._fast = FastSql(core.writer.engine.dialect)
         self._committer: GroupCommitter[_Job, Release | _Missing] = GroupCommitter(
-            core.writer, self._run, name="consent-release", timeout_slug="consent-timeout"
+            core.writer, one_by_one(self._run), name="consent-release", timeout_slug="consent-timeout"
         )
 
     def release(
