@@ -425,7 +425,7 @@ def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) ->
         _wait_ready(f"http://127.0.0.1:{base_port}", baseline, "/docs")
         wallet = _issue_over_http(imi_base, data_dir)
         # every scan needs a fresh presentation (replay cache): a pool the server cannot use up in time
-        count = int(min(expected_rate, 5_000) * seconds) + 500
+        count = int(min(max(expected_rate, 2_500), 5_000) * seconds) + 500
         pool = presentations(wallet, count + 20)
         with httpx.Client(base_url=imi_base, timeout=30) as client:  # warm the verifier's HTTP cache
             for text, _ in pool[:20]:

@@ -4,9 +4,11 @@ On SQLite with ``synchronous=FULL`` every commit waits for an fsync (1 to 5 ms o
 transaction per release would cap releases at a few hundred per second whatever the CPU. :class:`GroupCommitter`
 runs one committer thread per process: it takes every job waiting in its queue (up to ``max_batch``), runs them
 one after the other inside one write transaction, commits once, and only then hands each job its outcome. While
-it waits for the disk, new jobs queue up and form the next batch, so batches grow with the load and no job
-waits for a timer. PostgreSQL does the same inside the server (group commit of concurrent transactions); the
-committer makes it explicit and saves a round trip per statement.
+it waits for the disk, new jobs queue up and form the next batch, so batches grow with the load. Where commits
+are cheap (no fsync), jobs trickle in one by one and each would pay a transaction of its own: a batch then waits
+up to ``linger`` seconds for company, as long as waiting brings some (a lone caller soon stops paying it).
+PostgreSQL does the same inside the server (group commit of concurrent transactions); the committer makes it
+explicit and saves a round trip per statement.
 
 Correctness: a job's outcome is delivered only after the commit that made it durable. Contract of a job
 function: it refuses by raising an :class:`~kernel.errors.ImiError`, and whatever it wrote before raising is
@@ -40,6 +42,7 @@ from kernel.errors import ImiError, InfrastructureFailure
 T = TypeVar("T")
 J = TypeVar("J")
 log = logging.getLogger("imi.groupcommit")
+_LINGER_RETRY = 0.25  # seconds without lingering after a linger that brought no other job
 
 
 class Writer:
@@ -166,6 +169,8 @@ class GroupCommitter(Generic[J, T]):
         self._max_batch = max_batch
         self._idle = idle
         self._linger = linger
+        self._vain_lingers = 3  # lingers in a row that brought no other job (3: stop lingering for a while)
+        self._retry_linger_at = 0.0
         self._queue: queue.SimpleQueue[Ticket[J, T]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -201,14 +206,25 @@ class GroupCommitter(Generic[J, T]):
                         self._thread = None
                         return
                 continue
-            deadline = time.monotonic() + self._linger
-            while len(batch) < self._max_batch:
-                try:
-                    wait = deadline - time.monotonic()
-                    batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            self._gather(batch)
             self._commit(batch)
+
+    def _gather(self, batch: list[Ticket[J, T]]) -> None:
+        """Add what is queued, and under load wait up to ``linger`` seconds for more. Lingering goes on while it
+        pays; after three waits in vain in a row it is tried again only after ``_LINGER_RETRY`` seconds, so a
+        lone caller (one kiosk, a test) rarely waits."""
+        now = time.monotonic()
+        linger = self._linger if self._vain_lingers < 3 or now >= self._retry_linger_at else 0.0
+        deadline = now + linger
+        while len(batch) < self._max_batch:
+            wait = deadline - time.monotonic()
+            try:  # (one wait per job, no polling: each wake-up of this thread costs the busy event loop the GIL)
+                batch.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if linger:
+            self._vain_lingers = 0 if len(batch) > 1 else self._vain_lingers + 1
+            self._retry_linger_at = now + _LINGER_RETRY
 
     def _commit(self, batch: list[Ticket[J, T]]) -> None:
         try:
