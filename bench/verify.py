@@ -2,20 +2,23 @@
 
 Run: ``python -m bench.verify [--quick] [--seconds S] [--clients N] [--json FILE]`` (SQLite).
 
-* in-process: ``verify_presentation`` on fresh SD-JWT+KB presentations of a real credential (issued and
-  anchored by the real issuer), every check on: issuer key from the issuer's DID document, both status lists
-  (revocation, suspension) read from the issuer's signed status list credentials, and the anchor receipt
-  checked against the log key (``require_anchor``). Keys and lists sit in memory (what a kiosk holds once its
-  cache is warm); replay memory is in memory too. Single thread, so the rate is per core. A second line runs
-  ``VerifierService.scan`` (QR parsing, the SQLite replay insert and the verification record) in-process.
-  Baseline: the two bare ES256 signature checks every presentation needs (issuer JWT and KB-JWT).
+* in-process: ``verify_presentation`` on fresh SD-JWT+KB presentations of 2,500 real credentials (issued and
+  anchored by the real issuer, each held by its own holder key, taken in turn so that no memo of a decoded JWS
+  helps), every check on: issuer key from the issuer's DID document, both status lists (revocation,
+  suspension) read from the issuer's signed status list credentials, and the anchor receipt checked against the
+  log key (``require_anchor``). Keys and lists sit in memory (what a kiosk holds once its cache is warm);
+  replay memory is in memory too. Single thread, so the rate is per core. A second line runs
+  ``VerifierService.scan`` (QR parsing, the SQLite replay insert and the verification record) in-process, one
+  scan after the other. Baseline: the two bare ES256 signature checks every presentation needs.
 * HTTP: ``uvicorn imi.app:create_app`` (one worker, SQLite) in a subprocess on 127.0.0.1, its verifier
-  reading the issuer over HTTP as deployed (did:web, status lists, HTTP cache warmed by a few scans), loaded
-  with ``--clients`` concurrent keep-alive connections posting ``/verifier/scan`` with a fresh presentation
-  each (the replay cache refuses a second use), for ``--seconds``. Baseline in the same run: a bare FastAPI
-  app in another uvicorn subprocess with one POST endpoint of the same shape (pydantic body, sync ``def``,
-  JSON answer), loaded with the same request bodies. The load generator is a minimal HTTP/1.1 client on
-  asyncio streams (far cheaper per request than an HTTP library, so that it is not the bottleneck).
+  reading the issuer over HTTP as deployed (did:web, status lists, HTTP cache warmed by a few scans); the same
+  2,500 distinct credentials (issued in bulk into its database before it starts, plus one through the
+  counter's HTTP flow). Loaded with ``--clients`` concurrent keep-alive connections posting ``/verifier/scan``
+  with a fresh presentation each (the replay cache refuses a second use), for ``--seconds``. Baseline in the
+  same run: a bare FastAPI app in another uvicorn subprocess with one POST endpoint of the same shape
+  (pydantic body, sync ``def``, JSON answer), loaded with the same request bodies. The load generator is a
+  minimal HTTP/1.1 client on asyncio streams (far cheaper per request than an HTTP library, so that it is not
+  the bottleneck).
 """
 
 from __future__ import annotations
@@ -76,14 +79,17 @@ class Wallet:
     receipt: Mapping[str, Any] | None
 
 
-def presentations(wallet: Wallet, count: int) -> list[tuple[str, str]]:
-    """``count`` fresh (presentation, nonce) pairs: 3 claims, KB-JWT for the QR audience, receipt inside."""
+def presentations(wallets: Wallet | list[Wallet], count: int) -> list[tuple[str, str]]:
+    """``count`` fresh (presentation, nonce) pairs: 3 claims, KB-JWT for the QR audience, receipt inside; taking
+    the wallets in turn, so that each credential comes back only after all the others (as at a real kiosk)."""
     from kernel.sdjwt import present
 
+    wallets = wallets if isinstance(wallets, list) else [wallets]
     out = []
     now = int(time.time())
-    extra = {"imi_receipt": dict(wallet.receipt)} if wallet.receipt else None
-    for _ in range(count):
+    for i in range(count):
+        wallet = wallets[i % len(wallets)]
+        extra = {"imi_receipt": dict(wallet.receipt)} if wallet.receipt else None
         nonce = secrets.token_urlsafe(12)
         text = present(
             wallet.credential,
@@ -96,6 +102,34 @@ def presentations(wallet: Wallet, count: int) -> list[tuple[str, str]]:
         )
         out.append((text, nonce))
     return out
+
+
+# Distinct credentials in a pool, more than the 2,048 JWS decodings ``kernel.jose`` memoises: a kiosk meets a
+# citizen's credential again only long after, so no measured verification may profit from a warm memo.
+DISTINCT_CREDENTIALS = 2_500
+
+
+def issue_wallets(issuer: Any, count: int) -> list[Wallet]:  # noqa: ANN401 - issuer.service.IssuerService
+    """``count`` holders, each with a real credential signed and anchored by the issuer (its bulk path)."""
+    from issuer.credentials import PERSON_TYPE
+    from kernel.jose import public_jwk_dict
+    from schemas.issuer import CredentialFormat
+
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(count)]
+    wallets = []
+    for start in range(0, count, 500):
+        chunk = keys[start : start + 500]
+        issued = issuer.issue_many(
+            [(PERSON_TYPE, SUBJECT, None, None)] * len(chunk),
+            CredentialFormat.SD_JWT,
+            holder_jwks=[public_jwk_dict(k) for k in chunk],
+            valid_days=3650,
+            actor="bench",
+        )
+        for key, one in zip(chunk, issued, strict=True):
+            assert one.receipt is not None
+            wallets.append(Wallet(key, one.credential, one.receipt.model_dump()))
+    return wallets
 
 
 # ----------------------------------------------------------------------------------------------- in-process
@@ -146,26 +180,15 @@ class MemoryReplay:
 
 def bench_in_process(tmp: Path, seconds: float) -> tuple[list[Result], float]:
     from imi.app import build_services
-    from issuer.credentials import PERSON_TYPE
-    from kernel.jose import public_jwk_dict, verify_jws
+    from kernel.jose import verify_jws
     from kernel.settings import Settings
-    from schemas.issuer import CredentialFormat
     from verifier.core import CheckName, verify_presentation
     from verifier.service import VerifierService
     from verifier.sources import ListStatusSource
 
     services = build_services(Settings(data_dir=tmp, public_url="http://bench.example"))
     issuer = services.issuer
-    key = ec.generate_private_key(ec.SECP256R1())
-    issued = issuer.issue_many(
-        [(PERSON_TYPE, SUBJECT, None, None)],
-        CredentialFormat.SD_JWT,
-        holder_jwks=[public_jwk_dict(key)],
-        valid_days=3650,
-        actor="bench",
-    )[0]
-    assert issued.receipt is not None
-    wallet = Wallet(key, issued.credential, issued.receipt.model_dump())
+    wallets = issue_wallets(issuer, DISTINCT_CREDENTIALS)
     signing = issuer.signing_key()
     lists = {
         url: issuer.status.publish(
@@ -179,7 +202,7 @@ def bench_in_process(tmp: Path, seconds: float) -> tuple[list[Result], float]:
     assert trust.log_verifier is not None
 
     # size the pool from a short trial, so that the run never runs dry
-    trial = presentations(wallet, 200)
+    trial = presentations(wallets, 200)
     t = time.perf_counter()
     for text, nonce in trial:
         report = verify_presentation(
@@ -196,7 +219,7 @@ def bench_in_process(tmp: Path, seconds: float) -> tuple[list[Result], float]:
         checks = {c.name: c.ok for c in report.checks}
         assert checks[CheckName.STATUS] is True and checks[CheckName.ANCHOR] is True, checks
     trial_rate = len(trial) / (time.perf_counter() - t)
-    pool = presentations(wallet, int(trial_rate * seconds * 1.3) + 100)
+    pool = presentations(wallets, int(trial_rate * seconds * 1.3) + 100)
 
     replay = MemoryReplay()
     done = 0
@@ -221,14 +244,13 @@ def bench_in_process(tmp: Path, seconds: float) -> tuple[list[Result], float]:
     core_rate = done / (time.perf_counter() - start)
 
     # baseline: the two bare ES256 verifications (issuer JWT, KB-JWT) of the same presentations
-    issuer_jwt = wallet.credential.split("~", 1)[0]
-    kid = verify_jws(issuer_jwt, keys.key_for(issuer.kid_url(signing)), expected_typ="vc+sd-jwt").header[
-        "kid"
+    issuer_key = keys.key_for(issuer.kid_url(signing))
+    sample = [
+        (text.split("~", 1)[0], text.rsplit("~", 1)[1], wallets[i % len(wallets)].key.public_key())
+        for i, (text, _) in enumerate(pool[:2000])
     ]
-    issuer_key, holder_key = keys.key_for(kid), key.public_key()
-    sample = [text.rsplit("~", 1)[1] for text, _ in pool[:2000]]
     t = time.perf_counter()
-    for kb in sample:
+    for issuer_jwt, kb, holder_key in sample:
         verify_jws(issuer_jwt, issuer_key, expected_typ="vc+sd-jwt")
         verify_jws(kb, holder_key, expected_typ="kb+jwt")
     bare_rate = len(sample) / (time.perf_counter() - t)
@@ -237,7 +259,7 @@ def bench_in_process(tmp: Path, seconds: float) -> tuple[list[Result], float]:
     service = VerifierService(
         services.engine, trust=trust, keys=keys, status=status, fetcher=MemoryFetcher(lists)
     )
-    pool2 = presentations(wallet, int(core_rate * seconds * 0.8) + 100)
+    pool2 = presentations(wallets, int(core_rate * seconds * 0.8) + 100)
     done = 0
     start = time.perf_counter()
     deadline = start + seconds
@@ -405,9 +427,22 @@ def _issue_over_http(base: str, data_dir: Path) -> Wallet:
     return Wallet(key, body["credential"], body["receipt"])
 
 
+def _issue_before_start(data_dir: Path, public_url: str, count: int) -> list[Wallet]:
+    """Credentials issued in bulk into the server's database before it starts (its own issuer, its own keys)."""
+    from imi.app import build_services
+    from kernel.settings import Settings
+
+    services = build_services(Settings(data_dir=data_dir, public_url=public_url, database_url=None))
+    try:
+        return issue_wallets(services.issuer, count)
+    finally:
+        services.engine.dispose()
+
+
 def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) -> list[Result]:
     imi_port, base_port = _free_port(), _free_port()
     data_dir = tmp / "http"
+    wallets = _issue_before_start(data_dir, f"http://127.0.0.1:{imi_port}", DISTINCT_CREDENTIALS - 1)
     imi = _serve(
         "imi.app:create_app",
         imi_port,
@@ -423,10 +458,10 @@ def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) ->
         imi_base = f"http://127.0.0.1:{imi_port}"
         _wait_ready(imi_base, imi, "/readyz")
         _wait_ready(f"http://127.0.0.1:{base_port}", baseline, "/docs")
-        wallet = _issue_over_http(imi_base, data_dir)
+        wallets.append(_issue_over_http(imi_base, data_dir))  # and one through the counter's HTTP flow
         # every scan needs a fresh presentation (replay cache): a pool the server cannot use up in time
         count = int(min(max(expected_rate, 2_500), 5_000) * seconds) + 500
-        pool = presentations(wallet, count + 20)
+        pool = presentations(wallets[::-1], count + 20)
         with httpx.Client(base_url=imi_base, timeout=30) as client:  # warm the verifier's HTTP cache
             for text, _ in pool[:20]:
                 resp = client.post("/verifier/scan", json={"qr": text})
