@@ -45,6 +45,16 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise RequestValidationError(errors, body=raw) from None
 
 
+def query(request: Request, model: type[M]) -> M:
+    """The query string validated as ``model`` (last value of a repeated name wins, unknown names are ignored,
+    as FastAPI does); errors as FastAPI reports them (``loc`` starting at "query")."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
 def install(app: FastAPI, routes: Sequence[tuple[str, str, Endpoint]]) -> None:
     """Put ``(method, path, endpoint)`` routes in front of everything else ``app`` routes."""
     for method, path, endpoint in reversed(routes):

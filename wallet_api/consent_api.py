@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from kernel import hotpath
 from kernel.accounts import Principal, Role, require_role
 from kernel.qr import qr_svg
 from kernel.ratelimit import RateLimit
@@ -130,8 +132,30 @@ async def release(
     ] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    wanted = [c for c in claims.split(",") if c] if claims else None
-    out = await consent.releaser.release_async(authorization, consent_id, nonce=nonce, items=wanted)
+    return await _release(consent, consent_id, ReleaseQuery(nonce=nonce, claims=claims), authorization)
+
+
+class ReleaseQuery(BaseModel):
+    """The release's query parameters, for the hot route (the same constraints as the FastAPI route's)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    nonce: str = Field(pattern=NONCE_PATTERN)
+    claims: str | None = Field(default=None, max_length=2000)
+
+
+async def release_hot(request: Request) -> Response:
+    """``GET /consent/consents/{consent_id}/data`` as a hot route (``kernel.hotpath``): what third parties poll."""
+    consent: ConsentParts = request.app.state.consent
+    params = hotpath.query(request, ReleaseQuery)
+    consent_id = request.path_params["consent_id"]
+    return await _release(consent, consent_id, params, request.headers.get("authorization"))
+
+
+async def _release(
+    consent: ConsentParts, consent_id: str, params: ReleaseQuery, authorization: str | None
+) -> JSONResponse:
+    wanted = [c for c in params.claims.split(",") if c] if params.claims else None
+    out = await consent.releaser.release_async(authorization, consent_id, nonce=params.nonce, items=wanted)
     body = {
         "sub": out.sub,
         "consent_id": out.consent_id,
@@ -142,6 +166,9 @@ async def release(
         "retain_until": out.retain_until,
     }
     return JSONResponse(body, headers=NO_STORE)
+
+
+HOT_ROUTES = [("GET", "/consent/consents/{consent_id}/data", release_hot)]
 
 
 @router.get("/consents/{consent_id}/receipt", summary="The signed consent receipt and its anchor in the log")
@@ -231,6 +258,7 @@ def install(app: FastAPI, parts: ConsentParts) -> None:
     from wallet_api.consent_wallet_api import router as wallet_router
 
     app.state.consent = parts
+    hotpath.install(app, HOT_ROUTES)
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(wallet_router)

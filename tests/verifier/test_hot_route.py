@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
@@ -13,23 +13,16 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Route
 
+from tests.hotpath_helpers import hot_route
+from tests.hotpath_helpers import without_hot_route as without_scan_hot_route
 from tests.verifier.verifier_fixtures import Holder
 
 pytestmark = pytest.mark.usefixtures("http_verifier")
 SCAN = "/verifier/scan"
 
 
-@contextmanager
-def without_hot_route(app: FastAPI) -> Iterator[None]:
-    """Take the hot route out, so that the FastAPI route of the same path answers."""
-    routes = app.router.routes
-    hot = next(r for r in routes if isinstance(r, Route) and not isinstance(r, APIRoute) and r.path == SCAN)
-    index = routes.index(hot)
-    routes.remove(hot)
-    try:
-        yield
-    finally:
-        routes.insert(index, hot)
+def without_hot_route(app: FastAPI) -> AbstractContextManager[None]:
+    return without_scan_hot_route(app, SCAN)
 
 
 def both(app: FastAPI, client: TestClient, send: Callable[[], httpx.Response]) -> tuple[Any, Any]:
@@ -42,11 +35,10 @@ def both(app: FastAPI, client: TestClient, send: Callable[[], httpx.Response]) -
 
 
 def test_the_hot_route_is_matched_first(app: FastAPI) -> None:
-    first = app.router.routes[0]
-    assert isinstance(first, Route)
-    assert not isinstance(first, APIRoute)
-    assert first.path == SCAN
-    assert first.methods == {"POST"}
+    hot = hot_route(app, SCAN)
+    assert hot.methods == {"POST"}
+    routes = app.router.routes
+    assert all(isinstance(r, Route) and not isinstance(r, APIRoute) for r in routes[: routes.index(hot)])
     operation = app.openapi()["paths"][SCAN]["post"]  # the FastAPI route still describes it
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ScanIn")
 
