@@ -132,6 +132,7 @@ def build_wallet(
         public_url=settings.public_url,
         ref_key=derive_key(master, "wallet-ref"),
         trusted_issuers=settings.wallet_trusted_issuers,
+        verifiers=settings.wallet_verifiers,
     )
 
 

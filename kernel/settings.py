@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     wallet_trusted_issuers: tuple[str, ...] = Field(
         default=(), description="Issuer origins whose offers the wallet redeems; default: the public URL."
     )
+    wallet_verifiers: tuple[str, ...] = Field(
+        default=(),
+        description="Verifier services (base URLs) the wallet asks what they recorded about the citizen's "
+        "credentials (kiosk scans of QR codes); default: the public URL.",
+    )
     rate_limits: bool = Field(
         default=True, description="Per-client rate limits on sign-in, PIN and token routes."
     )

@@ -26,6 +26,7 @@ from verifier.service import VerifierService, report_json
 
 router = APIRouter(prefix="/verifier", tags=["verifier"])
 REQUEST_LIMIT = Depends(RateLimit(120, 60, scope="vp-requests"))
+HISTORY_LIMIT = Depends(RateLimit(60, 60, scope="verifier-history"))
 VERIFIER_KEY_PURPOSE = "verifier"
 
 
@@ -126,6 +127,26 @@ async def scan_hot(request: Request) -> Response:
 
 
 HOT_ROUTES = [("POST", "/verifier/scan", scan_hot)]
+
+
+class HistoryIn(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    presentation: str = Field(
+        max_length=65536,
+        description="The credential presented with a KB-JWT for aud urn:imi:verifier-history (no claims needed)",
+    )
+
+
+@router.post(
+    "/history",
+    summary="For a holder: what this verifier recorded about their credential (proof of possession required)",
+    dependencies=[HISTORY_LIMIT],
+)
+def holder_history(body: HistoryIn, verifier: VerifierDep) -> JSONResponse:
+    credential_id, records = verifier.records_for_holder(body.presentation)
+    return JSONResponse(
+        {"credential_id": credential_id, "records": records}, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.post(

@@ -393,6 +393,30 @@ def _replayed() -> _Failed:
     return _fail(CheckName.FRESHNESS, "presentation-replayed", "This presentation was already used.")
 
 
+_POSSESSION = (
+    CheckName.FORMAT,
+    CheckName.ALGORITHM,
+    CheckName.ISSUER,
+    CheckName.SIGNATURE,
+    CheckName.DISCLOSURES,
+    CheckName.HOLDER_BINDING,
+    CheckName.FRESHNESS,
+)
+
+
+def possession_failure(report: VerificationReport) -> Check | None:
+    """Whether ``report`` proves that the presenter holds the credential: the first check that falls short, or
+    None. For a holder reading what was recorded about their credential: validity period, status and anchoring
+    do not matter there (the holder of a revoked credential still sees who verified it), a KB-JWT does."""
+    for name in _POSSESSION:
+        check = next((c for c in report.checks if c.name is name), None)
+        if check is None:
+            return report.failure or Check(name, False, "kb-missing", "A Key Binding JWT is required.")
+        if check.ok is not True:
+            return check if check.ok is False else Check(name, False, "kb-missing", check.detail)
+    return None
+
+
 def replay_key(presentation: str, report: VerificationReport) -> str | None:
     """What a replay cache keeps of a presentation verified with ``replay=None``: the digest of its KB-JWT.
 

@@ -11,23 +11,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Table, delete, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
 from kernel.groupcommit import GroupCommitter, Writer
 from kernel.qr_payload import ScannedReference, read_qr
-from kernel.sdjwt_verify import ANY_NONCE
+from kernel.sdjwt_verify import ANY_NONCE, AnyNonce
 from kernel.sealing import seal, unseal
 from verifier.booking import Booking, book_all
 from verifier.bundle import TrustBundle, check_fresh
-from verifier.core import VerificationReport, replay_key, verify_presentation
+from verifier.core import VerificationReport, possession_failure, replay_key, verify_presentation
 from verifier.fetch import Fetcher, WouldBlock, no_network
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
 from verifier.tables import ReplayEntry, VerificationEvent, VpTransaction
 
 QR_AUDIENCE = "urn:imi:qr-presentation"  # the audience a wallet puts in a QR it shows to any kiosk
+# The audience of a holder's presentation asking a verifier what it recorded about a credential.
+HISTORY_AUDIENCE = "urn:imi:verifier-history"
 TX_TTL = timedelta(minutes=5)
 # A scan's booking waits up to this long for others to share its transaction: under load the batches grow from
 # one or two scans to a handful, which halves what each costs the committer (bench/verify.py measures it).
@@ -100,16 +102,8 @@ class VerifierService:
             presentation = self._resolve_reference(scanned.url)
         else:
             presentation = scanned.presentation
-        report = verify_presentation(
-            presentation,
-            expected_nonce=ANY_NONCE,  # the wallet's own: the iat window and the replay cache give freshness
-            expected_audience=QR_AUDIENCE,
-            trust=self.trust,
-            keys=self.keys,
-            status=self.status,
-            replay=None,  # consulted when the scan is booked, together with its record
-            now=self.now(),
-        )
+        # The wallet chose the nonce: the iat window and the replay cache (at booking) give freshness.
+        report = self._verify(presentation, nonce=ANY_NONCE, audience=QR_AUDIENCE, status=self.status)
         return presentation, report
 
     def _resolve_reference(self, url: str) -> str:
@@ -126,17 +120,27 @@ class VerifierService:
     def verify(
         self, presentation: str, *, nonce: str | None, audience: str | None, verifier_id: str, channel: str
     ) -> VerificationReport:
-        report = verify_presentation(
+        report = self._verify(presentation, nonce=nonce, audience=audience, status=self.status)
+        return self._bookings.run(self._booking(presentation, report, verifier_id, channel))
+
+    def _verify(
+        self,
+        presentation: str,
+        *,
+        nonce: str | AnyNonce | None,
+        audience: str | None,
+        status: StatusSource | None,
+    ) -> VerificationReport:
+        return verify_presentation(
             presentation,
             expected_nonce=nonce,
             expected_audience=audience,
             trust=self.trust,
             keys=self.keys,
-            status=self.status,
+            status=status,
             replay=None,  # consulted when the verification is booked, together with its record
             now=self.now(),
         )
-        return self._bookings.run(self._booking(presentation, report, verifier_id, channel))
 
     def record(self, report: VerificationReport, *, verifier_id: str, channel: str) -> None:
         """Record a verification that involved no presentation (a credential alone: nothing to replay)."""
@@ -147,6 +151,40 @@ class VerifierService:
     ) -> Booking:
         expires_at = int(self._clock()) + 2 * self.trust.iat_window
         return Booking(report, replay_key(presentation, report), expires_at, verifier_id, channel)
+
+    def records_for_holder(self, presentation: str, *, limit: int = 500) -> tuple[str, list[dict[str, Any]]]:
+        """What this verifier recorded about one credential, for its holder only.
+
+        The holder proves possession with a presentation of the credential (no claim need be disclosed) whose
+        KB-JWT is for :data:`HISTORY_AUDIENCE` and fresh (``iat`` window); reading records is no verification,
+        so nothing is booked. Returns the credential id and its records, newest first.
+        """
+        report = self._verify(presentation, nonce=ANY_NONCE, audience=HISTORY_AUDIENCE, status=None)
+        failure = possession_failure(report)
+        if failure is not None:
+            raise VerificationFailed(failure.detail, slug=failure.slug, check=failure.name.value)
+        credential_id = (report.credential_id or "")[:64]
+        if not credential_id:
+            raise VerificationFailed("The credential has no id to look up.", slug="credential-id-missing")
+        query = (
+            select(VerificationEvent)
+            .where(col(VerificationEvent.credential_id) == credential_id)
+            .order_by(col(VerificationEvent.at).desc(), col(VerificationEvent.id).desc())
+            .limit(limit)
+        )
+        with Session(self._engine) as s:
+            rows = s.exec(query).all()
+        return credential_id, [
+            {
+                "at": _aware(row.at).isoformat(),
+                "verifier_id": row.verifier_id,
+                "channel": row.channel,
+                "outcome": row.outcome,
+                "problem": row.problem or None,
+                "claims": [c for c in row.claims.split(",") if c],
+            }
+            for row in rows
+        ]
 
     def purge_history(self, older_than: timedelta) -> int:
         """Retention: drop verification records older than ``older_than`` and replay keys past their window."""

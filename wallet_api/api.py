@@ -230,6 +230,14 @@ def history(wallet: WalletDep, citizen: CitizenDep, kind: str | None = None) -> 
     return wallet.history(citizen, kind=kind)
 
 
+@router.get(
+    "/me/verifications",
+    summary="What verifier services recorded about my credentials (kiosk scans of my QR codes), newest first",
+)
+def verifications(wallet: WalletDep, citizen: CitizenDep) -> list[dict[str, Any]]:
+    return wallet.verifier_records(citizen)
+
+
 @router.get("/me/export", summary="All my data as JSON (PIPL art. 45)")
 def export(wallet: WalletDep, citizen: CitizenDep) -> JSONResponse:
     return JSONResponse(

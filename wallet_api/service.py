@@ -36,6 +36,7 @@ from wallet_api.vci_client import parse_offer, redeem
 from wallet_api.vp_wallet import VpRequest, post_answer, read_request
 
 QR_AUDIENCE = "urn:imi:qr-presentation"
+VERIFIER_HISTORY_AUDIENCE = "urn:imi:verifier-history"  # (the verifier's POST /verifier/history contract)
 QR_LIFETIME = 90  # seconds; kiosks accept a KB-JWT for 120 s, so the page refreshes the QR before that
 REF_LIFETIME = timedelta(minutes=2)
 WALLET_KEY_PURPOSE = "wallet"
@@ -75,6 +76,7 @@ class WalletService:
         public_url: str,
         ref_key: bytes,
         trusted_issuers: tuple[str, ...] = (),
+        verifiers: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = writer(engine)
@@ -88,6 +90,7 @@ class WalletService:
         self.public_url = public_url.rstrip("/")
         self._ref_key = ref_key
         self.trusted_issuers = trusted_issuers or (self.public_url,)
+        self.verifiers = tuple(v.rstrip("/") for v in verifiers) or (self.public_url,)
         self._clock = clock
 
     # -- enrolment and sign-in ---------------------------------------------------------------------------
@@ -331,6 +334,41 @@ class WalletService:
         done = {**entry, "receipt": receipt.model_dump()}
         self._put_history(citizen_id, done, item_id)
         return done
+
+    def verifier_records(self, citizen_id: str) -> list[dict[str, Any]]:
+        """What the verifier services recorded about this citizen's credentials (kiosks that scanned a QR the
+        wallet showed: the wallet cannot know which did). Each verifier is asked with a presentation of the
+        credential that discloses nothing and whose KB-JWT is for ``urn:imi:verifier-history``; a verifier that
+        cannot be reached is reported as such, not as an empty history. Newest first."""
+        records: list[dict[str, Any]] = []
+        for item_id, item in self.vault.items(citizen_id, "credential"):
+            for verifier in self.verifiers:
+                proof = present(
+                    item["credential"],
+                    disclose=[],
+                    holder_key=self._holder_key(citizen_id, item["holder_key_id"]),
+                    aud=VERIFIER_HISTORY_AUDIENCE,
+                    nonce=secrets.token_urlsafe(16),
+                    iat=int(self._clock()),
+                )
+                try:
+                    resp = self.http.post(f"{verifier}/verifier/history", json={"presentation": proof})
+                except httpx.HTTPError:
+                    records.append({"verifier": verifier, "credential_id": item_id, "unreachable": True})
+                    continue
+                if resp.status_code != 200:
+                    records.append(
+                        {
+                            "verifier": verifier,
+                            "credential_id": item_id,
+                            "unreachable": True,
+                            "status": resp.status_code,
+                        }
+                    )
+                    continue
+                for record in resp.json().get("records", []):
+                    records.append({"verifier": verifier, "credential_id": item_id, **record})
+        return sorted(records, key=lambda r: str(r.get("at", "")), reverse=True)
 
     def export(self, citizen_id: str) -> dict[str, Any]:
         """Everything about the citizen (PIPL art. 45), except private keys, which never leave the wallet."""

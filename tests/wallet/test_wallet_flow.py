@@ -190,3 +190,29 @@ def test_export_then_erase_leaves_nothing_decryptable(
     assert client.get("/wallet/me/credentials", headers=citizen.session).status_code == 401
     with app.state.engine.connect() as conn:
         assert conn.execute(select(VaultItem.id)).all() == []  # type: ignore[call-overload]
+
+
+def test_kiosk_scans_of_my_qr_show_in_my_wallet(
+    client: TestClient, app: FastAPI, enrol: Callable[..., Citizen]
+) -> None:
+    citizen = enrol()
+    fresh_verifier(app, client)
+    qr = client.post(
+        f"/wallet/me/credentials/{citizen.credential_id}/qr",
+        json={"claims": ["name", "nationality"], "form": "compact"},
+        headers=citizen.session,
+    ).json()
+    assert (
+        client.post(
+            "/verifier/scan", json={"qr": qr["text"], "verifier_id": "district-3/counter-2"}
+        ).status_code
+        == 200
+    )
+    seen = client.get("/wallet/me/verifications", headers=citizen.session)
+    assert seen.status_code == 200, seen.text
+    records = [r for r in seen.json() if r.get("verifier_id") == "district-3/counter-2"]
+    assert len(records) == 1
+    assert records[0]["outcome"] == "verified"
+    assert records[0]["claims"] == ["name", "nationality"]
+    assert records[0]["credential_id"] == citizen.credential_id
+    assert client.get("/wallet/me/verifications").status_code == 401
