@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 from sqlalchemy import Row, select, update
 
-from kernel.errors import Conflict, NotFound
 from kernel.groupcommit import Writer
 from wallet_api import consent_store as store
 from wallet_api.consent_rules import EventKind
@@ -99,12 +98,11 @@ class HistoryWriter:
         )  # fmt: skip
         with self._engine.connect() as conn:
             rows: Sequence[Row[Any]] = conn.execute(query).all()  # type: ignore[assignment]
-        for citizen_id, item_id, entry in history_entries(rows):
-            try:
-                with self._writer.gate():  # queue behind (not spin against) the release committer
-                    self._vault.put(citizen_id, "history", entry, item_id=item_id)
-            except (NotFound, Conflict):  # the data space was erased: nothing to tell anyone
-                continue
+        entries = [(citizen, "history", entry, item) for citizen, item, entry in history_entries(rows)]
+        if entries:
+            # One transaction for the whole round; erased data spaces are skipped (nothing to tell anyone).
+            with self._writer.gate():  # queue behind (not spin against) the release committer
+                self._vault.put_many(entries)
         if rows:
             with self._writer.begin() as conn:
                 conn.execute(update(_E).where(_E.c.id.in_([r.id for r in rows])).values(notified=True))

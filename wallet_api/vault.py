@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,6 +89,45 @@ class Vault:
             s.merge(VaultItem(id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=created))
             s.commit()
         return item_id
+
+    def put_many(self, items: Sequence[tuple[str, str, dict[str, Any], str]]) -> list[str]:
+        """Store ``(citizen_id, kind, data, item_id)`` items in one transaction (one fsync for all: the consent
+        worker writes a round of access-history entries so). Items of an erased or unknown data space, and
+        ids taken by another citizen's item, are skipped, as ``put`` would refuse them; returns the ids stored.
+        """
+        keys: dict[str, bytes | None] = {}
+        sealed: list[tuple[str, str, str, bytes]] = []
+        for citizen_id, kind, data, item_id in items:
+            if citizen_id not in keys:
+                try:
+                    keys[citizen_id] = self._data_key(citizen_id)
+                except (NotFound, Conflict):
+                    keys[citizen_id] = None
+            key = keys[citizen_id]
+            if key is None:
+                continue
+            plain = json.dumps(data, ensure_ascii=False).encode()
+            sealed.append(
+                (citizen_id, kind, item_id, seal(key, plain, aad=f"{citizen_id}:{item_id}:{kind}".encode()))
+            )
+        stored: list[str] = []
+        with Session(self._engine) as s:
+            existing = {
+                row.id: row
+                for row in s.exec(
+                    select(VaultItem).where(col(VaultItem.id).in_([i for _, _, i, _ in sealed]))
+                )
+            }
+            for citizen_id, kind, item_id, blob in sealed:
+                old = existing.get(item_id)
+                if old is not None and old.citizen_id != citizen_id:
+                    continue
+                created = old.created_at if old is not None else self._clock()  # updates keep their place
+                row = VaultItem(id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=created)
+                existing[item_id] = s.merge(row)  # (the same id later in the batch sees its owner)
+                stored.append(item_id)
+            s.commit()
+        return stored
 
     def get(self, citizen_id: str, item_id: str, kind: str) -> dict[str, Any]:
         """One item of ``citizen_id``; ``NotFound`` for anything else (never tells that it exists elsewhere)."""
