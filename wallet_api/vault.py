@@ -122,9 +122,15 @@ class Vault:
                 old = existing.get(item_id)
                 if old is not None and old.citizen_id != citizen_id:
                     continue
-                created = old.created_at if old is not None else self._clock()  # updates keep their place
-                row = VaultItem(id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=created)
-                existing[item_id] = s.merge(row)  # (the same id later in the batch sees its owner)
+                if old is None:
+                    row = VaultItem(
+                        id=item_id, citizen_id=citizen_id, kind=kind, sealed=blob, created_at=self._clock()
+                    )
+                    s.add(row)
+                    existing[item_id] = row  # (the same id later in the batch sees its owner)
+                else:  # an update keeps its place (created_at)
+                    old.kind, old.sealed = kind, blob
+                    s.add(old)
                 stored.append(item_id)
             s.commit()
         return stored

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,10 +14,11 @@ from wallet_api.vault import Vault
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    engine = make_engine(f"sqlite:///{(tmp_path / 'vault.sqlite3').as_posix()}")
+def vault(database_url: str) -> Iterator[Vault]:
+    engine = make_engine(database_url)  # SQLite file, or a fresh PostgreSQL schema (tests/conftest.py)
     migrate.upgrade(engine)
-    return Vault(engine, secrets.token_bytes(32))
+    yield Vault(engine, secrets.token_bytes(32))
+    engine.dispose()
 
 
 def test_put_many_stores_updates_and_skips(vault: Vault) -> None:
