@@ -58,4 +58,8 @@ def query(request: Request, model: type[M]) -> M:
 def install(app: FastAPI, routes: Sequence[tuple[str, str, Endpoint]]) -> None:
     """Put ``(method, path, endpoint)`` routes in front of everything else ``app`` routes."""
     for method, path, endpoint in reversed(routes):
-        app.router.routes.insert(0, Route(path, endpoint, methods=[method], include_in_schema=False))
+        route = Route(path, endpoint, methods=[method], include_in_schema=False)
+        route.methods = {
+            method
+        }  # (Starlette adds HEAD to GET: a HEAD must not release data; FastAPI says 405)
+        app.router.routes.insert(0, route)

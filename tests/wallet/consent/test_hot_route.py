@@ -27,7 +27,7 @@ def both(app: FastAPI, send: Callable[[], httpx.Response]) -> tuple[httpx.Respon
 
 
 def test_the_release_is_a_hot_route(app: FastAPI) -> None:
-    assert hot_route(app, DATA).methods == {"GET", "HEAD"}
+    assert hot_route(app, DATA).methods == {"GET"}
     assert "get" in app.openapi()["paths"][DATA]  # still described by the FastAPI route
 
 
@@ -50,6 +50,20 @@ def test_bad_queries_are_the_same_problem(
     hot, plain = both(app, lambda: client.get(f"/consent/consents/{cid}/data{query}", headers=bank.headers))
     assert hot.status_code == 422
     assert hot.json() == plain.json()
+
+
+def test_head_releases_nothing(app: FastAPI, client: TestClient, bank: ThirdParty, enrol: Any) -> None:
+    citizen = enrol()
+    cid = bank.request()["id"]
+    assert grant(client, citizen.session, cid).status_code == 200
+    path = f"/consent/consents/{cid}/data?nonce=abcdefgh1"
+    hot, _ = both(app, lambda: client.head(path, headers=bank.headers))
+    assert hot.status_code == 405
+    events = client.get(f"/consent/consents/{cid}/events", headers=bank.headers).json()
+    kinds = [e["body"]["kind"] for e in events]
+    assert "given" in kinds
+    assert "released" not in kinds
+    assert bank.release(cid).status_code == 200  # and the GET still releases
 
 
 def test_refusals_are_the_same_problem(app: FastAPI, client: TestClient, bank: ThirdParty) -> None:
