@@ -14,11 +14,12 @@ two answer the same.
 
 from __future__ import annotations
 
+import email.message
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -30,19 +31,42 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def json_body(request: Request, model: type[M]) -> M:
-    """The request body validated as ``model``; errors as FastAPI reports them (``loc`` starting at "body")."""
+    """The request body validated as ``model``, read as FastAPI reads a JSON body (strict content type: only
+    ``application/json`` and ``application/*+json`` are parsed) and refused with the same errors."""
     raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:  # (as FastAPI words it, so that both routes answer alike)
-        pos = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
-        error = {"type": "json_invalid", "loc": ("body", pos), "msg": "JSON decode error", "input": {}}
-        raise RequestValidationError([error], body=raw) from None
+    if not raw:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    data: Any = raw  # anything but JSON is validated as bytes, and so refused, as FastAPI does
+    if _is_json(request.headers.get("content-type")):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            error = {
+                "type": "json_invalid",
+                "loc": ("body", exc.pos),
+                "msg": "JSON decode error",
+                "input": {},
+            }
+            raise RequestValidationError([error], body=raw) from None
+        except ValueError:  # (undecodable bytes)
+            raise HTTPException(status_code=400, detail="There was an error parsing the body") from None
     try:
         return model.model_validate(data, from_attributes=True)  # (FastAPI validates bodies so)
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
         raise RequestValidationError(errors, body=raw) from None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 def query(request: Request, model: type[M]) -> M:

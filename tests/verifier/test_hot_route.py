@@ -44,6 +44,26 @@ def test_the_hot_route_is_matched_first(app: FastAPI) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b'{"qr": "garbage"}'),
+        ("", b'{"qr": "garbage"}'),
+        ("application/x-www-form-urlencoded", b"qr=garbage"),
+        ("application/vnd.api+json", b'{"qr": "garbage"}'),
+        ("application/json; charset=utf-8", b'{"qr": "garbage"}'),
+        ("application/json", b""),
+        ("application/json", b"\xff\xfe{"),
+    ],
+)
+def test_content_types_are_read_alike(
+    app: FastAPI, client: TestClient, content_type: str, body: bytes
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    hot, plain = both(app, client, lambda: client.post(SCAN, content=body, headers=headers))
+    assert hot == plain
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b"{not json",
