@@ -148,7 +148,9 @@ class GroupCommitter(Generic[J, T]):
     """Runs queued jobs in shared write transactions (see the module docstring).
 
     ``batch_fn(conn, jobs)`` does the work of a whole batch (set-wise SQL, say); ``one_by_one(job_fn)`` makes one
-    from a function of a single job.
+    from a function of a single job. ``prepare(job)``, if given, runs first on the committer thread for each job,
+    outside the transaction (CPU work such as a verification: done here, it keeps the event loop free for HTTP,
+    and the thread hands results back once per batch); an ``ImiError`` it raises is that job's outcome.
     """
 
     def __init__(
@@ -161,8 +163,10 @@ class GroupCommitter(Generic[J, T]):
         max_batch: int = 256,
         idle: float = 5.0,
         linger: float = 0.0,
+        prepare: Callable[[J], J] | None = None,
     ) -> None:
         self._writer = writer
+        self._prepare = prepare
         self._name = name
         self._timeout_slug = timeout_slug
         self._batch_fn = batch_fn
@@ -227,14 +231,34 @@ class GroupCommitter(Generic[J, T]):
             self._retry_linger_at = now + _LINGER_RETRY
 
     def _commit(self, batch: list[Ticket[J, T]]) -> None:
+        ready = self._prepared(batch) if self._prepare is not None else batch
         try:
-            self._run(batch)
+            if ready:
+                self._run(ready)
         except Exception:
-            if len(batch) > 1:
-                log.warning("a batch of %d failed; running its jobs one by one", len(batch), exc_info=True)
-            for ticket in batch:
+            if len(ready) > 1:
+                log.warning("a batch of %d failed; running its jobs one by one", len(ready), exc_info=True)
+            for ticket in ready:
                 self._run_alone(ticket)
         _settle(batch)
+
+    def _prepared(self, batch: list[Ticket[J, T]]) -> list[Ticket[J, T]]:
+        """Run ``prepare`` on each job, outside the transaction; a job it refuses gets its error and no write."""
+        assert self._prepare is not None
+        ready = []
+        for ticket in batch:
+            try:
+                ticket.job = self._prepare(ticket.job)
+                ready.append(ticket)
+            except ImiError as refused:
+                ticket.error = refused
+            except Exception as exc:
+                log.exception("preparing a %s job failed", self._name)
+                ticket.error = InfrastructureFailure(
+                    "Something failed; retry shortly.", slug=self._timeout_slug
+                )
+                ticket.error.__cause__ = exc
+        return ready
 
     def _run(self, batch: list[Ticket[J, T]]) -> None:
         with self._writer.begin() as conn:

@@ -36,6 +36,22 @@ class Booking:
     channel: str
 
 
+@dataclass(frozen=True)
+class ScanRequest:
+    """A scanned QR still to be checked: the committer's ``prepare`` step turns it into a :class:`Booking`."""
+
+    qr_text: str
+    verifier_id: str
+
+
+def book_checked(conn: Connection, jobs: list[Booking | ScanRequest]) -> list[VerificationReport | ImiError]:
+    """:func:`book_all` for a batch whose scans have all been checked (``prepare`` ran on every job)."""
+    bookings = [job for job in jobs if isinstance(job, Booking)]
+    if len(bookings) != len(jobs):
+        raise RuntimeError("a scan reached its booking unchecked")
+    return book_all(conn, bookings)
+
+
 def book_all(conn: Connection, jobs: list[Booking]) -> list[VerificationReport | ImiError]:
     """Book a batch; the final reports, in order. A key already in the cache, or met earlier in the same batch,
     makes that presentation a replay."""

@@ -4,10 +4,6 @@
 ``httpx.MockTransport`` clients work too), with a timeout, a body ceiling and every network failure turned
 into :class:`InfrastructureFailure`. :class:`CachingFetcher` wraps any :class:`Fetcher` with the basics of
 an RFC 9111 private cache. :class:`DidWebResolver` resolves ``did:web`` through a fetcher.
-
-Inside :func:`no_network` an :class:`HttpFetcher` raises :class:`WouldBlock` instead of sending a request: code on
-an event loop runs a verification there while everything it needs is cached, and moves to a worker thread only
-when something must be fetched (a verification reads nothing else that blocks, and is safe to run again).
 """
 
 from __future__ import annotations
@@ -15,9 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -33,23 +27,6 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 _MAX_DELTA = 2**31
 # RFC 5861 section 4: the statuses that count as an error for stale-if-error.
 _ERROR_STATUSES = frozenset({500, 502, 503, 504})
-
-
-_NO_NETWORK: ContextVar[bool] = ContextVar("imi_no_network", default=False)
-
-
-class WouldBlock(Exception):
-    """A network request was about to be sent inside :func:`no_network`."""
-
-
-@contextmanager
-def no_network() -> Iterator[None]:
-    """Within this block (and this context only) any :class:`HttpFetcher` request raises :class:`WouldBlock`."""
-    token = _NO_NETWORK.set(True)
-    try:
-        yield
-    finally:
-        _NO_NETWORK.reset(token)
 
 
 @dataclass(frozen=True)
@@ -91,8 +68,6 @@ class HttpFetcher(Fetcher):
         return InfrastructureFailure(f"{url} sent more than {self._max_bytes} bytes", slug="remote-too-large")
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Fetched:
-        if _NO_NETWORK.get():
-            raise WouldBlock(url)
         deadline = self._clock() + self._timeout
         try:
             with self._client.stream("GET", url, headers=dict(headers or {}), timeout=self._timeout) as resp:

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, delete, update
 from sqlmodel import Session, col, select
-from starlette.concurrency import run_in_threadpool
 
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
@@ -20,10 +19,10 @@ from kernel.groupcommit import GroupCommitter, Writer
 from kernel.qr_payload import ScannedReference, read_qr
 from kernel.sdjwt_verify import ANY_NONCE, AnyNonce
 from kernel.sealing import seal, unseal
-from verifier.booking import Booking, book_all
+from verifier.booking import Booking, ScanRequest, book_checked
 from verifier.bundle import TrustBundle, check_fresh
 from verifier.core import VerificationReport, possession_failure, replay_key, verify_presentation
-from verifier.fetch import Fetcher, WouldBlock, no_network
+from verifier.fetch import Fetcher
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
 from verifier.tables import ReplayEntry, VerificationEvent, VpTransaction
 
@@ -55,12 +54,15 @@ class VerifierService:
         self._engine = writer(engine)
         self._writer = Writer(engine)
         # Replay keys and verification records: one write transaction for every scan waiting (kernel.groupcommit)
-        self._bookings: GroupCommitter[Booking, VerificationReport] = GroupCommitter(
+        # Scans are checked on the committer thread too (``prepare``, outside the transaction): the event loop
+        # keeps to HTTP, and results come back once per batch.
+        self._bookings: GroupCommitter[Booking | ScanRequest, VerificationReport] = GroupCommitter(
             self._writer,
-            book_all,
+            book_checked,
             name="verifier",
             timeout_slug="verifier-timeout",
             linger=BOOKING_LINGER,
+            prepare=self._prepare,
         )
         self._result_key = result_key or secrets.token_bytes(32)
         self.trust = trust
@@ -80,20 +82,16 @@ class VerifierService:
     # -- citizen shows a QR -------------------------------------------------------------------------------
     def scan(self, qr_text: str, *, verifier_id: str) -> VerificationReport:
         """Verify a scanned QR (plain, compact or reference form). Freshness: KB ``iat`` window + replay cache."""
-        return self._bookings.run(self._booking(*self._check_scan(qr_text), verifier_id, "scan"))
+        return self._bookings.run(ScanRequest(qr_text, verifier_id))
 
     async def scan_async(self, qr_text: str, *, verifier_id: str) -> VerificationReport:
-        """``scan`` for the event loop; the booking is awaited without holding a thread.
+        """``scan`` for the event loop: checked and booked on the committer thread, awaited without a thread."""
+        return await self._bookings.run_async(ScanRequest(qr_text, verifier_id))
 
-        With keys and status lists cached (nearly always) the checks are pure CPU work, cheaper right here than
-        after a hop to a worker thread; when something has to be fetched they start again in a worker thread.
-        """
-        try:
-            with no_network():
-                checked = self._check_scan(qr_text)
-        except WouldBlock:
-            checked = await run_in_threadpool(self._check_scan, qr_text)
-        return await self._bookings.run_async(self._booking(*checked, verifier_id, "scan"))
+    def _prepare(self, job: Booking | ScanRequest) -> Booking | ScanRequest:
+        if isinstance(job, Booking):
+            return job
+        return self._booking(*self._check_scan(job.qr_text), job.verifier_id, "scan")
 
     def _check_scan(self, qr_text: str) -> tuple[str, VerificationReport]:
         self.now()  # an offline kiosk with an expired bundle refuses before reading anything

@@ -117,3 +117,26 @@ def test_outcomes_count_must_match_jobs(engine: Engine) -> None:
     with pytest.raises(ImiError) as raised:
         committer.run("x")
     assert raised.value.slug == "database-unavailable"
+
+
+def test_prepare_runs_before_the_transaction_and_may_refuse_a_job(engine: Engine) -> None:
+    def prepare(name: str) -> str:
+        if name == "bad input":
+            raise Conflict("refused before any write", slug="test-refused-early")
+        return name.upper()
+
+    committer = GroupCommitter(
+        Writer(engine), one_by_one(insert_name), name="t", timeout_slug="t-timeout", prepare=prepare
+    )
+
+    async def together() -> list[int | BaseException]:
+        jobs = (committer.run_async(name) for name in ("a", "bad input", "b"))
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    outcomes = asyncio.run(together())
+    refused = outcomes[1]
+    assert isinstance(refused, Conflict)
+    assert refused.slug == "test-refused-early"
+    assert isinstance(outcomes[0], int)
+    assert isinstance(outcomes[2], int)
+    assert names(engine) == {"A", "B"}  # what prepare made of the jobs is what was written
