@@ -81,7 +81,9 @@ def read_qr(png: bytes) -> str:
     """Decode a QR image with ZXing (a second, independent decoder: the pages use jsQR)."""
     import zxingcpp
 
-    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    # QR codes only: a large QR's modules can also read as a one-dimensional code (an EAN-13, say)
+    qr_only = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)), formats=qr_only)
     assert found, "no QR code in the image"
     return str(found[0].text)
 
