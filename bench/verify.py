@@ -79,12 +79,11 @@ class Wallet:
     receipt: Mapping[str, Any] | None
 
 
-def presentations(wallets: Wallet | list[Wallet], count: int) -> list[tuple[str, str]]:
+def presentations(wallets: list[Wallet], count: int) -> list[tuple[str, str]]:
     """``count`` fresh (presentation, nonce) pairs: 3 claims, KB-JWT for the QR audience, receipt inside; taking
     the wallets in turn, so that each credential comes back only after all the others (as at a real kiosk)."""
     from kernel.sdjwt import present
 
-    wallets = wallets if isinstance(wallets, list) else [wallets]
     out = []
     now = int(time.time())
     for i in range(count):

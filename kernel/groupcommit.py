@@ -150,7 +150,7 @@ class GroupCommitter(Generic[J, T]):
     ``batch_fn(conn, jobs)`` does the work of a whole batch (set-wise SQL, say); ``one_by_one(job_fn)`` makes one
     from a function of a single job. ``prepare(job)``, if given, runs first on the committer thread for each job,
     outside the transaction (CPU work such as a verification: done here, it keeps the event loop free for HTTP,
-    and the thread hands results back once per batch); an ``ImiError`` it raises is that job's outcome.
+    and the thread hands results back once per batch); whatever it raises is that job's outcome.
     """
 
     def __init__(
@@ -250,14 +250,10 @@ class GroupCommitter(Generic[J, T]):
             try:
                 ticket.job = self._prepare(ticket.job)
                 ready.append(ticket)
-            except ImiError as refused:
-                ticket.error = refused
-            except Exception as exc:
-                log.exception("preparing a %s job failed", self._name)
-                ticket.error = InfrastructureFailure(
-                    "Something failed; retry shortly.", slug=self._timeout_slug
-                )
-                ticket.error.__cause__ = exc
+            except (
+                Exception
+            ) as exc:  # a refusal (ImiError), or a bug: the caller sees it as if it had run prepare
+                ticket.error = exc
         return ready
 
     def _run(self, batch: list[Ticket[J, T]]) -> None:

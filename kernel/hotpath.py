@@ -83,7 +83,6 @@ def install(app: FastAPI, routes: Sequence[tuple[str, str, Endpoint]]) -> None:
     """Put ``(method, path, endpoint)`` routes in front of everything else ``app`` routes."""
     for method, path, endpoint in reversed(routes):
         route = Route(path, endpoint, methods=[method], include_in_schema=False)
-        route.methods = {
-            method
-        }  # (Starlette adds HEAD to GET: a HEAD must not release data; FastAPI says 405)
+        # Starlette adds HEAD to a GET route; FastAPI's answers HEAD with 405, and a HEAD must not release data.
+        route.methods = {method}
         app.router.routes.insert(0, route)

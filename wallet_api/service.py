@@ -342,32 +342,26 @@ class WalletService:
         cannot be reached is reported as such, not as an empty history. Newest first."""
         records: list[dict[str, Any]] = []
         for item_id, item in self.vault.items(citizen_id, "credential"):
+            holder_key = self._holder_key(citizen_id, item["holder_key_id"])
             for verifier in self.verifiers:
                 proof = present(
                     item["credential"],
                     disclose=[],
-                    holder_key=self._holder_key(citizen_id, item["holder_key_id"]),
+                    holder_key=holder_key,
                     aud=VERIFIER_HISTORY_AUDIENCE,
                     nonce=secrets.token_urlsafe(16),
                     iat=int(self._clock()),
                 )
+                where = {"verifier": verifier, "credential_id": item_id}
                 try:
                     resp = self.http.post(f"{verifier}/verifier/history", json={"presentation": proof})
                 except httpx.HTTPError:
-                    records.append({"verifier": verifier, "credential_id": item_id, "unreachable": True})
+                    resp = None
+                if resp is None or resp.status_code != 200:
+                    status = None if resp is None else resp.status_code
+                    records.append({**where, "unreachable": True, "status": status})
                     continue
-                if resp.status_code != 200:
-                    records.append(
-                        {
-                            "verifier": verifier,
-                            "credential_id": item_id,
-                            "unreachable": True,
-                            "status": resp.status_code,
-                        }
-                    )
-                    continue
-                for record in resp.json().get("records", []):
-                    records.append({"verifier": verifier, "credential_id": item_id, **record})
+                records += [{**where, **record} for record in resp.json().get("records", [])]
         return sorted(records, key=lambda r: str(r.get("at", "")), reverse=True)
 
     def export(self, citizen_id: str) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class Vault:
         blob = seal(
             self._data_key(citizen_id),
             json.dumps(data, ensure_ascii=False).encode(),
-            aad=f"{citizen_id}:{item_id}:{kind}".encode(),
+            aad=_item_aad(citizen_id, item_id, kind),
         )
         with Session(self._engine) as s:
             existing = s.get(VaultItem, item_id)
@@ -108,7 +108,7 @@ class Vault:
                 continue
             plain = json.dumps(data, ensure_ascii=False).encode()
             sealed.append(
-                (citizen_id, kind, item_id, seal(key, plain, aad=f"{citizen_id}:{item_id}:{kind}".encode()))
+                (citizen_id, kind, item_id, seal(key, plain, aad=_item_aad(citizen_id, item_id, kind)))
             )
         stored: list[str] = []
         with Session(self._engine) as s:
@@ -157,7 +157,7 @@ class Vault:
     def _open(self, citizen_id: str, row: VaultItem, key: bytes | None = None) -> dict[str, Any]:
         key = key or self._data_key(citizen_id)
         data: dict[str, Any] = json.loads(
-            unseal(key, row.sealed, aad=f"{citizen_id}:{row.id}:{row.kind}".encode())
+            unseal(key, row.sealed, aad=_item_aad(citizen_id, row.id, row.kind))
         )
         return data
 
@@ -173,3 +173,8 @@ class Vault:
             s.add(row)
             s.exec(delete(VaultItem).where(col(VaultItem.citizen_id) == citizen_id))
             s.commit()
+
+
+def _item_aad(citizen_id: str, item_id: str, kind: str) -> bytes:
+    """An item's associated data: sealed to its citizen, row and kind, so that it cannot be moved."""
+    return f"{citizen_id}:{item_id}:{kind}".encode()

@@ -26,6 +26,14 @@ def both(app: FastAPI, send: Callable[[], httpx.Response]) -> tuple[httpx.Respon
     return hot, plain
 
 
+@pytest.fixture
+def cid(client: TestClient, bank: ThirdParty, enrol: Any) -> str:
+    """A consent the bank asked for and a citizen granted."""
+    consent_id: str = bank.request()["id"]
+    assert grant(client, enrol().session, consent_id).status_code == 200
+    return consent_id
+
+
 def test_the_release_is_a_hot_route(app: FastAPI) -> None:
     assert hot_route(app, DATA).methods == {"GET"}
     assert "get" in app.openapi()["paths"][DATA]  # still described by the FastAPI route
@@ -42,20 +50,14 @@ def test_the_release_is_a_hot_route(app: FastAPI) -> None:
     ],
 )
 def test_bad_queries_are_the_same_problem(
-    app: FastAPI, client: TestClient, bank: ThirdParty, enrol: Any, query: str
+    app: FastAPI, client: TestClient, bank: ThirdParty, cid: str, query: str
 ) -> None:
-    citizen = enrol()
-    cid = bank.request()["id"]
-    assert grant(client, citizen.session, cid).status_code == 200
     hot, plain = both(app, lambda: client.get(f"/consent/consents/{cid}/data{query}", headers=bank.headers))
     assert hot.status_code == 422
     assert hot.json() == plain.json()
 
 
-def test_head_releases_nothing(app: FastAPI, client: TestClient, bank: ThirdParty, enrol: Any) -> None:
-    citizen = enrol()
-    cid = bank.request()["id"]
-    assert grant(client, citizen.session, cid).status_code == 200
+def test_head_releases_nothing(app: FastAPI, client: TestClient, bank: ThirdParty, cid: str) -> None:
     path = f"/consent/consents/{cid}/data?nonce=abcdefgh1"
     hot, _ = both(app, lambda: client.head(path, headers=bank.headers))
     assert hot.status_code == 405
@@ -76,10 +78,7 @@ def test_refusals_are_the_same_problem(app: FastAPI, client: TestClient, bank: T
         assert hot.json() == plain.json()
 
 
-def test_a_release_answers_the_same(app: FastAPI, client: TestClient, bank: ThirdParty, enrol: Any) -> None:
-    citizen = enrol()
-    cid = bank.request()["id"]
-    assert grant(client, citizen.session, cid).status_code == 200
+def test_a_release_answers_the_same(app: FastAPI, bank: ThirdParty, cid: str) -> None:
     hot, plain = both(app, lambda: bank.release(cid))
     assert hot.status_code == 200, hot.text
     assert hot.headers["cache-control"] == plain.headers["cache-control"] == "no-store"
