@@ -97,12 +97,16 @@ def api(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def _load_schema() -> BaseSchema:
     """The document, read at collection time from a throwaway app (schemathesis' lazy ``from_fixture`` loader
-    does not work with pytest 9.2, which dropped ``Node._nodeid``); the requests go to the ``api`` app."""
+    does not work with pytest 9.2, which dropped ``Node._nodeid``); the requests go to the ``api`` app.
+
+    ``from_dict`` rather than ``from_asgi``: since schemathesis 4.3x, ``from_asgi`` starts the app's lifespan (its
+    background workers) and keeps it running for the whole process, writing into a directory this function
+    has already removed."""
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(Settings(data_dir=Path(tmp), public_url="http://testserver"), run_sequencer=False)
         openapi.install(app)
         try:
-            return schemathesis.openapi.from_asgi("/openapi.json", app)
+            return schemathesis.openapi.from_dict(app.openapi())
         finally:
             app.state.engine.dispose()
 
