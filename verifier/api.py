@@ -176,8 +176,12 @@ def create_request(body: RequestIn, verifier: VerifierDep, identity: IdentityDep
 
 # GET by default; POST for wallets that use request_uri_method=post (OpenID4VP 1.0 section 5.10). Two routes so
 # each method has its own OpenAPI operation id.
-@router.get("/requests/{tx_id}/request", summary="The signed request object", operation_id="get_request_object")
-@router.post("/requests/{tx_id}/request", summary="The signed request object", operation_id="post_request_object")
+@router.get(
+    "/requests/{tx_id}/request", summary="The signed request object", operation_id="get_request_object"
+)
+@router.post(
+    "/requests/{tx_id}/request", summary="The signed request object", operation_id="post_request_object"
+)
 def get_request_object(tx_id: str, verifier: VerifierDep, identity: IdentityDep) -> Response:
     tx = verifier.transaction(tx_id)
     if tx.status != "pending":
