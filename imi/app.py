@@ -11,7 +11,6 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -29,6 +28,7 @@ from kernel import hotpath, openapi, problems, ratelimit
 from kernel.db import is_sqlite, make_engine, ping
 from kernel.keystore import KeyAlg, KeyStore
 from kernel.logs import configure as configure_logs
+from kernel.outbound import http_client
 from kernel.passkeys import PasskeyService
 from kernel.sealing import derive_key, load_master_key
 from kernel.sessions import SessionService
@@ -113,7 +113,7 @@ def build_wallet(
     engine: Engine, settings: Settings, keystore: KeyStore, log: LogService, master: bytes
 ) -> WalletService:
     """The citizen's wallet: an OpenID4VCI/VP client of issuers and verifiers, reached over HTTP."""
-    http = httpx.Client(timeout=15, follow_redirects=False)
+    http = http_client(timeout=15, follow_redirects=False)
     parts = urlsplit(settings.public_url)
     return WalletService(
         engine,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,10 +19,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import settings
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
+from imi import migrate
 from imi.app import create_app
 from kernel.accounts import Role, create_token
+from kernel.db import make_engine
 from kernel.settings import Settings
 
 PG_URL = os.environ.get("IMI_TEST_DATABASE_URL", "")
@@ -34,20 +38,93 @@ def _with_schema(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
+def _pg_admin() -> Engine:
+    return create_engine(
+        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for one test."""
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh database for one test with no table at all (for the migrations' own tests)."""
     if not PG_URL:
         yield f"sqlite:///{tmp_path / 'imi.sqlite3'}"
         return
     schema = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(
-        PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
-    )
+    admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         yield _with_schema(PG_URL, schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class MigratedTemplate:
+    """What the Alembic history does to an empty database, done once per session and then reproduced for each
+    test: a copy of the migrated SQLite file, or the SQL statements the migration sent to PostgreSQL, replayed
+    in a new schema. Running the migrations costs 0.2 s (SQLite) to 0.4 s (PostgreSQL) of CPU, per test and
+    per database that was most of the suite's time; ``test_migrations`` checks both results against the models.
+    """
+
+    sqlite_file: Path | None = None
+    statements: tuple[tuple[str, Any], ...] = ()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplate]:
+    if not PG_URL:
+        path = tmp_path_factory.mktemp("template") / "imi.sqlite3"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate.upgrade(engine)
+        engine.dispose()  # the last connection to close checkpoints the WAL into the file
+        yield MigratedTemplate(sqlite_file=path)
+        return
+    schema = f"template_{secrets.token_hex(6)}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(_with_schema(PG_URL, schema))
+    sent: list[tuple[str, Any]] = []
+
+    def record(_c: object, _cur: object, statement: str, parameters: Any, *_rest: object) -> None:
+        if "pg_advisory" not in statement:  # the migration lock: nothing to reproduce
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        migrate.upgrade(engine)
+    finally:  # nothing is kept connected for the session: a fault test restarts PostgreSQL
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    yield MigratedTemplate(statements=tuple(sent))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, migrated_template: MigratedTemplate) -> Iterator[str]:
+    """A fresh database for one test, its schema at the newest revision (as ``imi serve`` leaves it)."""
+    if migrated_template.sqlite_file is not None:
+        target = tmp_path / "imi.sqlite3"
+        shutil.copyfile(migrated_template.sqlite_file, target)
+        yield f"sqlite:///{target}"
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = _with_schema(PG_URL, schema)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for statement, parameters in migrated_template.statements:
+            conn.exec_driver_sql(statement, parameters)
+    engine.dispose()
+    try:
+        yield url
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

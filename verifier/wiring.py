@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 from sqlalchemy import Engine
 
 from kernel.did_document import did_web
 from kernel.keystore import KeyStore
+from kernel.outbound import http_client
 from kernel.settings import Settings
 from ledger.note import NoteVerifier, WitnessVerifier
 from verifier.api import VerifierIdentity
@@ -42,7 +42,7 @@ def online_verifier(
     from verifier.fetch import DidWebResolver
 
     if fetcher is None:  # (not `or`: an empty cache is falsy)
-        fetcher = CachingFetcher(HttpFetcher(httpx.Client(follow_redirects=False)), clock=time.time)
+        fetcher = CachingFetcher(HttpFetcher(http_client(follow_redirects=False)), clock=time.time)
     keys = DidKeys(DidWebResolver(fetcher))
     status = ListStatusSource(fetcher, keys, clock=time.time)
     origins = settings.verifier_reference_origins or (settings.public_url,)

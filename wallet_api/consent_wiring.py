@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from kernel.groupcommit import Writer
 from kernel.keystore import KeyStore
+from kernel.outbound import http_client
 from ledger.service import LogService
 from wallet_api.consent_auth import ClientRegistry
 from wallet_api.consent_grants import GrantService
@@ -65,7 +66,7 @@ def build_consent(
         pairwise_key=pairwise_key, clock=clock,
     )  # fmt: skip
     webhooks, history = Webhooks(engine, clock=clock), HistoryWriter(writer, vault)
-    http = http or httpx.Client(follow_redirects=False, timeout=10.0)
+    http = http or http_client(follow_redirects=False, timeout=10.0)
     return ConsentParts(
         clients=clients,
         purposes=purposes,
