@@ -18,7 +18,9 @@ Run: ``python -m bench.verify [--quick] [--seconds S] [--clients N] [--json FILE
   same run: a bare FastAPI app in another uvicorn subprocess with one POST endpoint of the same shape
   (pydantic body, sync ``def``, JSON answer), loaded with the same request bodies. The load generator is a
   minimal HTTP/1.1 client on asyncio streams (far cheaper per request than an HTTP library, so that it is not
-  the bottleneck).
+  the bottleneck). The HTTP part runs twice, each with its own baseline: checks on the worker's committer thread
+  (the default), then with ``--check-processes`` check processes beside the worker
+  (``IMI_VERIFIER_CHECK_PROCESSES``, ``verifier.check_pool``); the worker is the one uvicorn worker either way.
 """
 
 from __future__ import annotations
@@ -438,9 +440,11 @@ def _issue_before_start(data_dir: Path, public_url: str, count: int) -> list[Wal
         services.engine.dispose()
 
 
-def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) -> list[Result]:
+def bench_http(
+    tmp: Path, seconds: float, clients: int, expected_rate: float, check_processes: int = 0
+) -> list[Result]:
     imi_port, base_port = _free_port(), _free_port()
-    data_dir = tmp / "http"
+    data_dir = tmp / f"http-{check_processes}"
     wallets = _issue_before_start(data_dir, f"http://127.0.0.1:{imi_port}", DISTINCT_CREDENTIALS - 1)
     imi = _serve(
         "imi.app:create_app",
@@ -450,6 +454,7 @@ def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) ->
             "IMI_PUBLIC_URL": f"http://127.0.0.1:{imi_port}",
             "IMI_LOG_LEVEL": "WARNING",
             "IMI_DATABASE_URL": "",
+            "IMI_VERIFIER_CHECK_PROCESSES": str(check_processes),
         },
     )
     baseline = _serve("bench.verify:baseline_app", base_port, {})
@@ -478,6 +483,8 @@ def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) ->
     if imi_load.ok + imi_load.failed >= len(bodies):
         print("warning: the presentation pool ran dry before the deadline", file=sys.stderr)
     label = f"{clients} clients, {seconds:g} s"
+    if check_processes:
+        label += f"; + {check_processes} check process{'es' if check_processes > 1 else ''}"
     return [
         Result(
             "verify",
@@ -507,13 +514,21 @@ def bench_http(tmp: Path, seconds: float, clients: int, expected_rate: float) ->
     ]
 
 
-def run(quick: bool = False, seconds: float | None = None, clients: int = 64) -> list[Result]:
+def run(
+    quick: bool = False, seconds: float | None = None, clients: int = 64, check_processes: int = 2
+) -> list[Result]:
+    """In-process, then over HTTP twice, each time with its own same-run baseline: checks on the worker's committer
+    thread (``IMI_VERIFIER_CHECK_PROCESSES=0``, the default), then in ``check_processes`` check processes."""
     seconds = seconds or (3.0 if quick else 10.0)
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         found, scan_rate = bench_in_process(Path(tmp) / "a", seconds)
         results += found
         results += bench_http(Path(tmp) / "b", seconds, clients, expected_rate=scan_rate)
+        if check_processes:
+            results += bench_http(
+                Path(tmp) / "b", seconds, clients, expected_rate=scan_rate, check_processes=check_processes
+            )
     return results
 
 
@@ -523,9 +538,15 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, help="duration of each measured run")
     parser.add_argument("--clients", type=int, default=64, help="concurrent HTTP clients")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--check-processes",
+        type=int,
+        default=2,
+        help="check processes of the second HTTP run (0: no second run)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
-    found = run(args.quick, args.seconds, args.clients)
+    found = run(args.quick, args.seconds, args.clients, args.check_processes)
     print_table(found)
     print(f"(total {time.perf_counter() - started:.1f} s, {os.cpu_count()} CPUs, one uvicorn worker each)")
     if args.json:

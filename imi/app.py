@@ -43,6 +43,7 @@ from verifier.api import HOT_ROUTES as VERIFIER_HOT_ROUTES
 from verifier.api import VerifierIdentity
 from verifier.api import router as verifier_router
 from verifier.api_vc import router as verifier_vc_router
+from verifier.check_pool import CheckPool
 from verifier.fetch import CachingFetcher, DidWebResolver, HttpFetcher
 from verifier.pages import router as kiosk_pages
 from verifier.service import VerifierService
@@ -89,11 +90,18 @@ def build_services(settings: Settings) -> Services:
     trust = verifier_wiring.trust_policy(settings, own_log_vkey=signer.verifier.vkey)
     # The verifier's own writes (replay cache, verification records) need no fsync each (see kernel.db).
     scans = make_engine(settings.resolved_database_url, durable=False) if is_sqlite(engine) else engine
+    checks = None
+    if settings.verifier_check_processes:
+        checks = CheckPool(
+            settings, own_log_vkey=signer.verifier.vkey, processes=settings.verifier_check_processes
+        )
     if settings.verifier_bundle is not None:
-        verifier = verifier_wiring.offline_verifier(scans, settings, settings.verifier_bundle.read_text())
+        verifier = verifier_wiring.offline_verifier(
+            scans, settings, settings.verifier_bundle.read_text(), check_pool=checks
+        )
     else:
         verifier = verifier_wiring.online_verifier(
-            scans, settings, trust, result_key=derive_key(master, "verifier-results")
+            scans, settings, trust, result_key=derive_key(master, "verifier-results"), check_pool=checks
         )
     identity = verifier_wiring.identity(keystore, settings)
     wallet = build_wallet(engine, settings, keystore, log, master)
@@ -190,10 +198,16 @@ def create_app(settings: Settings | None = None, *, run_sequencer: bool = True) 
             loop.start()
         services.consent.worker.start()
         housekeeping = asyncio.create_task(_housekeeping(services))
+        checks = services.verifier.check_pool
+        if checks is not None:  # started now, in the background: each takes seconds to import and warm up
+            warming = asyncio.create_task(run_in_threadpool(checks.warm))
         try:
             yield
         finally:
             housekeeping.cancel()
+            if checks is not None:
+                warming.cancel()
+                await run_in_threadpool(checks.close)
             services.consent.worker.stop()
             if loop:
                 loop.stop()

@@ -43,6 +43,18 @@ class ImiError(Exception):
     def type_uri(self) -> str:
         return PROBLEM_BASE + self.slug
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (a verifier's check process sends refusals back): the default pickling would call
+        # ``cls(detail)`` and lose slug and extra, or fail where a subclass takes other arguments.
+        return (_rebuild, (type(self), self.detail, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[ImiError], detail: str, state: dict[str, Any]) -> ImiError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, detail)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidInput(ImiError):
     """The input is untrusted and does not hold up. Never retried as-is."""

@@ -144,13 +144,33 @@ def one_by_one(job_fn: Callable[[Connection, J], T]) -> BatchFn[J, T]:
     return run
 
 
+PrepareFn = Callable[[list[J]], list[J | Exception]]
+
+
+def each(prepare_one: Callable[[J], J]) -> PrepareFn[J]:
+    """A ``prepare`` step from a function of one job; what it raises for a job becomes that job's outcome."""
+
+    def prepare(jobs: list[J]) -> list[J | Exception]:
+        out: list[J | Exception] = []
+        for job in jobs:
+            try:
+                out.append(prepare_one(job))
+            except Exception as exc:  # a refusal (ImiError), or a bug: the caller sees it as its own
+                out.append(exc)
+        return out
+
+    return prepare
+
+
 class GroupCommitter(Generic[J, T]):
     """Runs queued jobs in shared write transactions (see the module docstring).
 
     ``batch_fn(conn, jobs)`` does the work of a whole batch (set-wise SQL, say); ``one_by_one(job_fn)`` makes one
-    from a function of a single job. ``prepare(job)``, if given, runs first on the committer thread for each job,
-    outside the transaction (CPU work such as a verification: done here, it keeps the event loop free for HTTP,
-    and the thread hands results back once per batch); whatever it raises is that job's outcome.
+    from a function of a single job. ``prepare(jobs)``, if given, runs first on the committer thread for the
+    whole batch, outside the transaction, and returns each job as it should be written, or the exception that is
+    its outcome (``each(fn)`` makes one from a function of a single job). It is for CPU work such as a
+    verification: done here (or handed to other processes from here), it keeps the event loop free for HTTP,
+    and the thread hands results back once per batch.
     """
 
     def __init__(
@@ -163,7 +183,7 @@ class GroupCommitter(Generic[J, T]):
         max_batch: int = 256,
         idle: float = 5.0,
         linger: float = 0.0,
-        prepare: Callable[[J], J] | None = None,
+        prepare: PrepareFn[J] | None = None,
     ) -> None:
         self._writer = writer
         self._prepare = prepare
@@ -243,17 +263,22 @@ class GroupCommitter(Generic[J, T]):
         _settle(batch)
 
     def _prepared(self, batch: list[Ticket[J, T]]) -> list[Ticket[J, T]]:
-        """Run ``prepare`` on each job, outside the transaction; a job it refuses gets its error and no write."""
+        """Run ``prepare`` on the batch, outside the transaction; a job it refuses gets its error and no write."""
         assert self._prepare is not None
+        try:
+            prepared = self._prepare([ticket.job for ticket in batch])
+            if len(prepared) != len(batch):
+                raise RuntimeError(f"{self._name}: prepare gave {len(prepared)} jobs for {len(batch)}")
+        except Exception as exc:  # a bug, or check processes gone: every job of the batch sees it
+            log.exception("%s: prepare failed for a batch of %d", self._name, len(batch))
+            prepared = [exc] * len(batch)
         ready = []
-        for ticket in batch:
-            try:
-                ticket.job = self._prepare(ticket.job)
+        for ticket, job in zip(batch, prepared, strict=True):
+            if isinstance(job, Exception):
+                ticket.error = job
+            else:
+                ticket.job = job
                 ready.append(ticket)
-            except (
-                Exception
-            ) as exc:  # a refusal (ImiError), or a bug: the caller sees it as if it had run prepare
-                ticket.error = exc
         return ready
 
     def _run(self, batch: list[Ticket[J, T]]) -> None:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     )
     verifier_require_anchor: bool = False
     verifier_history_days: int = Field(default=90, ge=1, description="Retention of the verification record.")
+    verifier_check_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes that check scanned QR codes beside the web worker (0: its own committer thread).",
+    )
     verifier_bundle: Path | None = Field(
         default=None, description="Offline trust bundle from `imi verifier sync`."
     )

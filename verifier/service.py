@@ -16,17 +16,17 @@ from sqlmodel import Session, col, select
 from kernel.db import writer
 from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
 from kernel.groupcommit import GroupCommitter, Writer
-from kernel.qr_payload import ScannedReference, read_qr
 from kernel.sdjwt_verify import ANY_NONCE, AnyNonce
 from kernel.sealing import seal, unseal
 from verifier.booking import Booking, ScanRequest, book_checked
 from verifier.bundle import TrustBundle, check_fresh
+from verifier.check_pool import CheckPool
 from verifier.core import VerificationReport, possession_failure, replay_key, verify_presentation
 from verifier.fetch import Fetcher
 from verifier.policy import IssuerKeys, StatusSource, TrustPolicy
+from verifier.scanning import ScanSources, check_scan
 from verifier.tables import ReplayEntry, VerificationEvent, VpTransaction
 
-QR_AUDIENCE = "urn:imi:qr-presentation"  # the audience a wallet puts in a QR it shows to any kiosk
 # The audience of a holder's presentation asking a verifier what it recorded about a credential.
 HISTORY_AUDIENCE = "urn:imi:verifier-history"
 TX_TTL = timedelta(minutes=5)
@@ -50,12 +50,14 @@ class VerifierService:
         clock: Callable[[], float] = time.time,
         bundle: TrustBundle | None = None,
         result_key: bytes | None = None,
+        check_pool: CheckPool | None = None,
     ) -> None:
         self._engine = writer(engine)
         self._writer = Writer(engine)
         # Replay keys and verification records: one write transaction for every scan waiting (kernel.groupcommit)
-        # Scans are checked on the committer thread too (``prepare``, outside the transaction): the event loop
-        # keeps to HTTP, and results come back once per batch.
+        # Scans are checked before their batch is booked (``prepare``, outside the transaction): on the committer
+        # thread, or, with ``check_pool``, in check processes. The event loop keeps to HTTP either way, and results
+        # come back once per batch.
         self._bookings: GroupCommitter[Booking | ScanRequest, VerificationReport] = GroupCommitter(
             self._writer,
             book_checked,
@@ -72,6 +74,7 @@ class VerifierService:
         self.reference_origins = reference_origins
         self._clock = clock
         self.bundle = bundle  # offline mode: refuse everything once it is older than its max age
+        self.check_pool = check_pool
 
     def now(self) -> int:
         now = int(self._clock())
@@ -88,32 +91,35 @@ class VerifierService:
         """``scan`` for the event loop: checked and booked on the committer thread, awaited without a thread."""
         return await self._bookings.run_async(ScanRequest(qr_text, verifier_id))
 
-    def _prepare(self, job: Booking | ScanRequest) -> Booking | ScanRequest:
-        if isinstance(job, Booking):
-            return job
-        return self._booking(*self._check_scan(job.qr_text), job.verifier_id, "scan")
+    def _prepare(self, jobs: list[Booking | ScanRequest]) -> list[Booking | ScanRequest | Exception]:
+        scans = [(i, job) for i, job in enumerate(jobs) if isinstance(job, ScanRequest)]
+        out: list[Booking | ScanRequest | Exception] = list(jobs)
+        if not scans:
+            return out
+        texts = [job.qr_text for _, job in scans]
+        if self.check_pool is not None:
+            self.now()  # an offline kiosk with an expired bundle refuses before anything is sent off
+            checked = self.check_pool.check_many(texts)
+        else:
+            checked = [self._check_or_refusal(text) for text in texts]
+        for (i, job), outcome in zip(scans, checked, strict=True):
+            out[i] = (
+                outcome
+                if isinstance(outcome, Exception)
+                else self._booking(*outcome, job.verifier_id, "scan")
+            )
+        return out
+
+    def _check_or_refusal(self, qr_text: str) -> tuple[str, VerificationReport] | Exception:
+        try:
+            return self._check_scan(qr_text)
+        except Exception as exc:  # a refusal (ImiError), or a bug: the caller sees it as its own
+            return exc
 
     def _check_scan(self, qr_text: str) -> tuple[str, VerificationReport]:
-        self.now()  # an offline kiosk with an expired bundle refuses before reading anything
-        scanned = read_qr(qr_text)
-        if isinstance(scanned, ScannedReference):
-            presentation = self._resolve_reference(scanned.url)
-        else:
-            presentation = scanned.presentation
-        # The wallet chose the nonce: the iat window and the replay cache (at booking) give freshness.
-        report = self._verify(presentation, nonce=ANY_NONCE, audience=QR_AUDIENCE, status=self.status)
-        return presentation, report
-
-    def _resolve_reference(self, url: str) -> str:
-        # Only origins on the allow-list: a QR must not make the kiosk fetch arbitrary URLs (SSRF).
-        if not any(url.startswith(origin.rstrip("/") + "/") for origin in self.reference_origins):
-            raise VerificationFailed(
-                "The reference points to an untrusted origin.", slug="reference-untrusted"
-            )
-        fetched = self.fetcher.get(url)
-        if fetched.status != 200:
-            raise NotFound("The referenced presentation is gone (used or expired).", slug="reference-gone")
-        return fetched.body.decode("ascii", errors="replace").strip()
+        now = self.now()  # an offline kiosk with an expired bundle refuses before reading anything
+        sources = ScanSources(self.trust, self.keys, self.status, self.fetcher, self.reference_origins)
+        return check_scan(qr_text, sources, now=now)
 
     def verify(
         self, presentation: str, *, nonce: str | None, audience: str | None, verifier_id: str, channel: str

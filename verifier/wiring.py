@@ -12,9 +12,11 @@ from kernel.outbound import http_client
 from kernel.settings import Settings
 from ledger.note import NoteVerifier, WitnessVerifier
 from verifier.api import VerifierIdentity
-from verifier.bundle import BundleFetcher, open_bundle
+from verifier.bundle import BundleFetcher, TrustBundle, open_bundle
+from verifier.check_pool import CheckPool
 from verifier.fetch import CachingFetcher, Fetcher, HttpFetcher
 from verifier.policy import TrustPolicy
+from verifier.scanning import ScanSources
 from verifier.service import VerifierService
 from verifier.sources import DidKeys, ListStatusSource
 
@@ -31,14 +33,7 @@ def trust_policy(settings: Settings, *, own_log_vkey: str | None) -> TrustPolicy
     )
 
 
-def online_verifier(
-    engine: Engine,
-    settings: Settings,
-    trust: TrustPolicy,
-    fetcher: Fetcher | None = None,
-    result_key: bytes | None = None,
-) -> VerifierService:
-    """A verifier that fetches public material over HTTP, with HTTP caching."""
+def _online_sources(settings: Settings, trust: TrustPolicy, fetcher: Fetcher | None) -> ScanSources:
     from verifier.fetch import DidWebResolver
 
     if fetcher is None:  # (not `or`: an empty cache is falsy)
@@ -46,19 +41,10 @@ def online_verifier(
     keys = DidKeys(DidWebResolver(fetcher))
     status = ListStatusSource(fetcher, keys, clock=time.time)
     origins = settings.verifier_reference_origins or (settings.public_url,)
-    return VerifierService(
-        engine,
-        trust=trust,
-        keys=keys,
-        status=status,
-        fetcher=fetcher,
-        reference_origins=origins,
-        result_key=result_key,
-    )
+    return ScanSources(trust, keys, status, fetcher, origins)
 
 
-def offline_verifier(engine: Engine, settings: Settings, token: str) -> VerifierService:
-    """A verifier that reads nothing from the network: keys, status lists and log key come from a bundle."""
+def _offline_sources(settings: Settings, token: str) -> tuple[ScanSources, TrustBundle]:
     bundle = open_bundle(token, pinned_thumbprint=settings.verifier_bundle_key, now=int(time.time()))
     trust = TrustPolicy(
         trusted_issuers=frozenset(bundle.trusted_issuers),
@@ -69,8 +55,53 @@ def offline_verifier(engine: Engine, settings: Settings, token: str) -> Verifier
     )
     keys = DidKeys(bundle.resolver())
     fetcher = BundleFetcher(bundle)
-    status = ListStatusSource(fetcher, keys, clock=time.time)
-    return VerifierService(engine, trust=trust, keys=keys, status=status, fetcher=fetcher, bundle=bundle)
+    return ScanSources(trust, keys, ListStatusSource(fetcher, keys, clock=time.time), fetcher), bundle
+
+
+def scan_sources(settings: Settings, *, own_log_vkey: str | None) -> tuple[ScanSources, TrustBundle | None]:
+    """What a check process (``verifier.check_pool``) checks scans against: as the web worker's verifier."""
+    if settings.verifier_bundle is not None:
+        return _offline_sources(settings, settings.verifier_bundle.read_text())
+    return _online_sources(settings, trust_policy(settings, own_log_vkey=own_log_vkey), None), None
+
+
+def online_verifier(
+    engine: Engine,
+    settings: Settings,
+    trust: TrustPolicy,
+    fetcher: Fetcher | None = None,
+    result_key: bytes | None = None,
+    *,
+    check_pool: CheckPool | None = None,
+) -> VerifierService:
+    """A verifier that fetches public material over HTTP, with HTTP caching."""
+    sources = _online_sources(settings, trust, fetcher)
+    return VerifierService(
+        engine,
+        trust=trust,
+        keys=sources.keys,
+        status=sources.status,
+        fetcher=sources.fetcher,
+        reference_origins=sources.reference_origins,
+        result_key=result_key,
+        check_pool=check_pool,
+    )
+
+
+def offline_verifier(
+    engine: Engine, settings: Settings, token: str, *, check_pool: CheckPool | None = None
+) -> VerifierService:
+    """A verifier that reads nothing from the network: keys, status lists and log key come from a bundle."""
+    sources, bundle = _offline_sources(settings, token)
+    return VerifierService(
+        engine,
+        trust=sources.trust,
+        keys=sources.keys,
+        status=sources.status,
+        fetcher=sources.fetcher,
+        bundle=bundle,
+        check_pool=check_pool,
+    )
 
 
 def identity(keystore: KeyStore, settings: Settings) -> VerifierIdentity:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from kernel.jose import sign_jws
 from kernel.keystore import KeyAlg, KeyPair, KeyStore
@@ -38,6 +38,19 @@ _HOOK = ConsentWebhook.__table__  # type: ignore[attr-defined]
 def backoff(attempts: int) -> int:
     """Seconds to wait after the ``attempts``-th failed attempt (exponential, capped)."""
     return int(min(BACKOFF_BASE * 2 ** max(0, attempts - 1), BACKOFF_CAP))
+
+
+# Notifications due for an attempt, earliest first; built once (the worker asks every second).
+_DUE = (
+    select(_HOOK.c.id, _HOOK.c.url, _HOOK.c.payload, _HOOK.c.attempts, _HOOK.c.next_attempt_at)
+    .where(
+        _HOOK.c.delivered_at.is_(None),
+        _HOOK.c.failed_at.is_(None),
+        _HOOK.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(_HOOK.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
 
 
 class ServiceKeys:
@@ -101,16 +114,7 @@ class Webhooks:
         """Send every notification due at ``now``; returns how many were delivered."""
         now = int(self._clock()) if now is None else now
         with self._engine.connect() as conn:
-            due = conn.execute(
-                select(_HOOK.c.id, _HOOK.c.url, _HOOK.c.payload, _HOOK.c.attempts, _HOOK.c.next_attempt_at)
-                .where(
-                    _HOOK.c.delivered_at.is_(None),
-                    _HOOK.c.failed_at.is_(None),
-                    _HOOK.c.next_attempt_at <= now,
-                )
-                .order_by(_HOOK.c.next_attempt_at)
-                .limit(limit)
-            ).all()
+            due = conn.execute(_DUE, {"now": now, "limit": limit}).all()
         delivered = 0
         for row in due:
             if self._lease(row.id, row.next_attempt_at, now):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from kernel.groupcommit import Writer
 from wallet_api import consent_store as store
@@ -76,6 +76,19 @@ def _party(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+# Events not yet written to their citizen's history, oldest first; built once (the worker asks every second).
+_UNNOTIFIED = (
+    select(
+        _E.c.id, _E.c.consent_id, _E.c.kind, _E.c.at, _E.c.version, _E.c.detail, _C.c.citizen_id,
+        _C.c.purpose, _CLIENT.c.name.label("client_name"), _CLIENT.c.organisation_code,
+    )
+    .select_from(_E.join(_C, _C.c.id == _E.c.consent_id).join(_CLIENT, _CLIENT.c.id == _C.c.client_id))
+    .where(_E.c.notified.is_(False))
+    .order_by(_E.c.id)
+    .limit(bindparam("limit"))
+)  # fmt: skip
+
+
 class HistoryWriter:
     """Copies consent events into the citizens' access histories (at least once, idempotently)."""
 
@@ -86,18 +99,8 @@ class HistoryWriter:
 
     def run(self, *, limit: int = 500) -> int:
         """Process up to ``limit`` unnotified events; returns how many were processed."""
-        query = (
-            select(
-                _E.c.id, _E.c.consent_id, _E.c.kind, _E.c.at, _E.c.version, _E.c.detail, _C.c.citizen_id,
-                _C.c.purpose, _CLIENT.c.name.label("client_name"), _CLIENT.c.organisation_code,
-            )
-            .select_from(_E.join(_C, _C.c.id == _E.c.consent_id).join(_CLIENT, _CLIENT.c.id == _C.c.client_id))
-            .where(_E.c.notified.is_(False))
-            .order_by(_E.c.id)
-            .limit(limit)
-        )  # fmt: skip
         with self._engine.connect() as conn:
-            rows: Sequence[Row[Any]] = conn.execute(query).all()  # type: ignore[assignment]
+            rows: Sequence[Row[Any]] = conn.execute(_UNNOTIFIED, {"limit": limit}).all()  # type: ignore[assignment]
         entries = [(citizen, "history", entry, item) for citizen, item, entry in history_entries(rows)]
         if entries:
             # One transaction for the whole round; erased data spaces are skipped (nothing to tell anyone).

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, func, insert, select
 
 from kernel.db import make_engine
-from kernel.errors import Conflict, ImiError
-from kernel.groupcommit import GroupCommitter, Writer, one_by_one
+from kernel.errors import Conflict, ImiError, InfrastructureFailure
+from kernel.groupcommit import GroupCommitter, Writer, each, one_by_one
 
 META = MetaData()
 ROWS = Table(
@@ -126,7 +126,7 @@ def test_prepare_runs_before_the_transaction_and_may_refuse_a_job(engine: Engine
         return name.upper()
 
     committer = GroupCommitter(
-        Writer(engine), one_by_one(insert_name), name="t", timeout_slug="t-timeout", prepare=prepare
+        Writer(engine), one_by_one(insert_name), name="t", timeout_slug="t-timeout", prepare=each(prepare)
     )
 
     async def together() -> list[int | BaseException]:
@@ -140,3 +140,24 @@ def test_prepare_runs_before_the_transaction_and_may_refuse_a_job(engine: Engine
     assert isinstance(outcomes[0], int)
     assert isinstance(outcomes[2], int)
     assert names(engine) == {"A", "B"}  # what prepare made of the jobs is what was written
+
+
+def test_a_batch_prepare_that_fails_fails_each_of_its_jobs_and_writes_nothing(engine: Engine) -> None:
+    seen: list[list[str]] = []
+
+    def prepare(jobs: list[str]) -> list[str | Exception]:
+        seen.append(list(jobs))
+        raise InfrastructureFailure("the check processes are gone", slug="verifier-checks-unavailable")
+
+    committer = GroupCommitter(
+        Writer(engine), one_by_one(insert_name), name="t", timeout_slug="t-timeout", prepare=prepare
+    )
+
+    async def together() -> list[int | BaseException]:
+        return await asyncio.gather(*(committer.run_async(n) for n in ("a", "b")), return_exceptions=True)
+
+    outcomes = asyncio.run(together())
+    assert all(isinstance(o, InfrastructureFailure) for o in outcomes)
+    assert {o.slug for o in outcomes if isinstance(o, ImiError)} == {"verifier-checks-unavailable"}
+    assert sorted(job for batch in seen for job in batch) == ["a", "b"]
+    assert names(engine) == set()

@@ -46,7 +46,7 @@ from ledger.note import NoteSigner, parse_note, sign_note
 from schemas.issuer import CredentialFormat
 from tests.issuer.issuer_fixtures import person_check
 from tests.verifier.verifier_fixtures import Holder, fresh_verifier
-from verifier.service import QR_AUDIENCE
+from verifier.scanning import QR_AUDIENCE
 
 pytestmark = pytest.mark.usefixtures("http_verifier")
 

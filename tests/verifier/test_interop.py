@@ -28,7 +28,8 @@ from kernel.qr_payload import encode_compact, encode_reference
 from tests.issuer.issuer_fixtures import person_check
 from tests.verifier.verifier_fixtures import Holder
 from verifier.fetch import HttpFetcher
-from verifier.service import QR_AUDIENCE, VerifierService
+from verifier.scanning import QR_AUDIENCE
+from verifier.service import VerifierService
 
 pytestmark = pytest.mark.usefixtures("http_verifier")
 

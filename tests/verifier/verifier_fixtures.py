@@ -18,7 +18,7 @@ from kernel.jose import public_jwk_dict
 from kernel.sdjwt import present
 from tests.issuer.issuer_fixtures import person_check
 from verifier.fetch import CachingFetcher, HttpFetcher
-from verifier.service import QR_AUDIENCE
+from verifier.scanning import QR_AUDIENCE
 from verifier.wiring import online_verifier
 
 
