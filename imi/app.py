@@ -91,7 +91,7 @@ def build_services(settings: Settings) -> Services:
     # The verifier's own writes (replay cache, verification records) need no fsync each (see kernel.db).
     scans = make_engine(settings.resolved_database_url, durable=False) if is_sqlite(engine) else engine
     checks = None
-    if settings.verifier_check_processes:
+    if settings.verifier_check_processes and "verifier" in settings.parties:
         checks = CheckPool(
             settings, own_log_vkey=signer.verifier.vkey, processes=settings.verifier_check_processes
         )
