@@ -32,6 +32,11 @@ START_TIMEOUT = 90.0
 PROBLEM_JSON = "application/problem+json"
 
 
+# Clients of these servers drop a pooled connection after 2 s idle: uvicorn closes one after 5 s, and a request
+# sent on a connection the server is closing at that moment fails with "connection reset" (a POST is not retried).
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

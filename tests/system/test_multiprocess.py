@@ -31,7 +31,7 @@ from ledger.note import Checkpoint, NoteVerifier, open_checkpoint
 from ledger.receipt import Receipt, verify_receipt
 from ledger.store import NodeReader
 from tests.issuer.issuer_fixtures import person_check
-from tests.system.cluster import FULL, Cluster, problem_type
+from tests.system.cluster import CLIENT_LIMITS, FULL, Cluster, problem_type
 from tests.wallet.soft_authenticator import SoftAuthenticator
 
 PRE_AUTH = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
@@ -42,7 +42,7 @@ ISSUANCES = 900 if FULL else 300
 
 @pytest.fixture(scope="module")
 def http() -> Any:
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=60, limits=CLIENT_LIMITS) as client:
         yield client
 
 
