@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Table, delete, update
 from sqlmodel import Session, col, select
 
 from kernel.db import writer
-from kernel.errors import Conflict, MalformedInput, NotFound, VerificationFailed
+from kernel.errors import Conflict, ImiError, MalformedInput, NotFound, VerificationFailed
 from kernel.groupcommit import GroupCommitter, Writer
 from kernel.sdjwt_verify import ANY_NONCE, AnyNonce
 from kernel.sealing import seal, unseal
@@ -97,9 +97,14 @@ class VerifierService:
         if not scans:
             return out
         texts = [job.qr_text for _, job in scans]
+        checked: list[tuple[str, VerificationReport] | Exception]
         if self.check_pool is not None:
-            self.now()  # an offline kiosk with an expired bundle refuses before anything is sent off
-            checked = self.check_pool.check_many(texts)
+            try:
+                self.now()  # an offline kiosk with an expired bundle refuses before anything is sent off
+            except ImiError as expired:
+                checked = [expired] * len(texts)
+            else:
+                checked = self.check_pool.check_many(texts)
         else:
             checked = [self._check_or_refusal(text) for text in texts]
         for (i, job), outcome in zip(scans, checked, strict=True):
