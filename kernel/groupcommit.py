@@ -41,6 +41,8 @@ from kernel.errors import ImiError, InfrastructureFailure
 
 T = TypeVar("T")
 J = TypeVar("J")
+A = TypeVar("A")
+B = TypeVar("B")
 log = logging.getLogger("imi.groupcommit")
 _LINGER_RETRY = 0.25  # seconds without lingering after a linger that brought no other job
 
@@ -147,11 +149,11 @@ def one_by_one(job_fn: Callable[[Connection, J], T]) -> BatchFn[J, T]:
 PrepareFn = Callable[[list[J]], list[J | Exception]]
 
 
-def each(prepare_one: Callable[[J], J]) -> PrepareFn[J]:
+def each(prepare_one: Callable[[A], B]) -> Callable[[list[A]], list[B | Exception]]:
     """A ``prepare`` step from a function of one job; what it raises for a job becomes that job's outcome."""
 
-    def prepare(jobs: list[J]) -> list[J | Exception]:
-        out: list[J | Exception] = []
+    def prepare(jobs: list[A]) -> list[B | Exception]:
+        out: list[B | Exception] = []
         for job in jobs:
             try:
                 out.append(prepare_one(job))

@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import settings
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, event, text
 
 from imi import migrate
 from imi.app import create_app
@@ -38,20 +39,13 @@ def _with_schema(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-def _pg_admin() -> Engine:
-    return create_engine(
+@contextmanager
+def _pg_schema(prefix: str = "t") -> Iterator[str]:
+    """A new, empty PostgreSQL schema for the block: its URL (search_path set); dropped afterwards."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = create_engine(
         PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
     )
-
-
-@pytest.fixture
-def empty_database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh database for one test with no table at all (for the migrations' own tests)."""
-    if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'imi.sqlite3'}"
-        return
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
@@ -60,6 +54,16 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh database for one test with no table at all (for the migrations' own tests)."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'imi.sqlite3'}"
+        return
+    with _pg_schema() as url:
+        yield url
 
 
 @dataclass(frozen=True)
@@ -83,25 +87,20 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migr
         engine.dispose()  # the last connection to close checkpoints the WAL into the file
         yield MigratedTemplate(sqlite_file=path)
         return
-    schema = f"template_{secrets.token_hex(6)}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(_with_schema(PG_URL, schema))
     sent: list[tuple[str, Any]] = []
 
     def record(_c: object, _cur: object, statement: str, parameters: Any, *_rest: object) -> None:
         if "pg_advisory" not in statement:  # the migration lock: nothing to reproduce
             sent.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        migrate.upgrade(engine)
-    finally:  # nothing is kept connected for the session: a fault test restarts PostgreSQL
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    # nothing stays connected for the session (a fault test restarts PostgreSQL): the schema goes at once
+    with _pg_schema("template") as url:
+        engine = make_engine(url)
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            migrate.upgrade(engine)
+        finally:
+            engine.dispose()
     yield MigratedTemplate(statements=tuple(sent))
 
 
@@ -113,22 +112,13 @@ def database_url(tmp_path: Path, migrated_template: MigratedTemplate) -> Iterato
         shutil.copyfile(migrated_template.sqlite_file, target)
         yield f"sqlite:///{target}"
         return
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = _with_schema(PG_URL, schema)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        for statement, parameters in migrated_template.statements:
-            conn.exec_driver_sql(statement, parameters)
-    engine.dispose()
-    try:
+    with _pg_schema() as url:
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            for statement, parameters in migrated_template.statements:
+                conn.exec_driver_sql(statement, parameters)
+        engine.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture

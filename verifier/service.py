@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from kernel.db import writer
 from kernel.errors import Conflict, ImiError, MalformedInput, NotFound, VerificationFailed
-from kernel.groupcommit import GroupCommitter, Writer
+from kernel.groupcommit import GroupCommitter, Writer, each
 from kernel.sdjwt_verify import ANY_NONCE, AnyNonce
 from kernel.sealing import seal, unseal
 from verifier.booking import Booking, ScanRequest, book_checked
@@ -106,7 +106,7 @@ class VerifierService:
             else:
                 checked = self.check_pool.check_many(texts)
         else:
-            checked = [self._check_or_refusal(text) for text in texts]
+            checked = each(self._check_scan)(texts)
         for (i, job), outcome in zip(scans, checked, strict=True):
             out[i] = (
                 outcome
@@ -114,12 +114,6 @@ class VerifierService:
                 else self._booking(*outcome, job.verifier_id, "scan")
             )
         return out
-
-    def _check_or_refusal(self, qr_text: str) -> tuple[str, VerificationReport] | Exception:
-        try:
-            return self._check_scan(qr_text)
-        except Exception as exc:  # a refusal (ImiError), or a bug: the caller sees it as its own
-            return exc
 
     def _check_scan(self, qr_text: str) -> tuple[str, VerificationReport]:
         now = self.now()  # an offline kiosk with an expired bundle refuses before reading anything
